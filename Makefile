@@ -1,0 +1,79 @@
+# Makefile for bingo_tune: the extension (PGXS), the pre-deploy tool in
+# tools/, and the tests.
+#
+#   make && sudo make install      build and install into the server
+#   make test                      run every test against a private copy of
+#                                  the server installation (no root needed)
+#   make installcheck              run the pg_regress tests against the
+#                                  installed server, on a temporary instance
+
+MODULE_big = bingo_tune
+OBJS = \
+	bingo_tune.o \
+	builder.o \
+	catalog.o \
+	indexdef.o \
+	apply.o
+
+EXTENSION = bingo_tune
+DATA = bingo_tune--1.0.sql
+PGFILEDESC = "bingo_tune - keep bingo's statements within their latency budgets"
+
+REGRESS = catalog advise apply plans
+REGRESS_OPTS = --temp-instance=./tmp_regress --temp-config=$(srcdir)/regress.conf
+
+# -Wextra on top of PostgreSQL's own warnings.  Its unused-parameter and
+# sign-compare checks fire on PostgreSQL's headers and on every
+# PG_FUNCTION_ARGS, so those two are left to the server's defaults.
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
+	-Wno-missing-field-initializers
+
+EXTRA_CLEAN = tmp_install tmp_regress tmp_check results regression.diffs regression.out
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# The libpq tool joins the same build.
+all: tools-all
+install: tools-install
+clean: tools-clean
+
+.PHONY: tools-all tools-install tools-clean test test-regress test-tap
+
+tools-all:
+	@if [ -f tools/Makefile ]; then $(MAKE) -C tools PG_CONFIG=$(PG_CONFIG) all; fi
+tools-install:
+	@if [ -f tools/Makefile ]; then $(MAKE) -C tools PG_CONFIG=$(PG_CONFIG) install; fi
+tools-clean:
+	@if [ -f tools/Makefile ]; then $(MAKE) -C tools PG_CONFIG=$(PG_CONFIG) clean; fi
+
+# "make test": install the server's binaries plus this build into
+# ./tmp_install (PostgreSQL finds its files relative to its binaries), then
+# run pg_regress and the TAP tests against that copy as the current user.
+# Nothing outside the checkout is written, so no root is needed.
+TMP_INSTALL = $(CURDIR)/tmp_install
+TMP_BINDIR = $(TMP_INSTALL)$(bindir)
+
+$(TMP_INSTALL)/.done: all
+	rm -rf '$(TMP_INSTALL)'
+	$(MKDIR_P) '$(TMP_INSTALL)$(bindir)' '$(TMP_INSTALL)$(pkglibdir)' '$(TMP_INSTALL)$(datadir)'
+	cp -a '$(bindir)/.' '$(TMP_INSTALL)$(bindir)/'
+	cp -a '$(pkglibdir)/.' '$(TMP_INSTALL)$(pkglibdir)/'
+	cp -a '$(datadir)/.' '$(TMP_INSTALL)$(datadir)/'
+	$(MAKE) install DESTDIR='$(TMP_INSTALL)' >/dev/null
+	touch $@
+
+test: test-regress test-tap
+
+test-regress: $(TMP_INSTALL)/.done
+	$(top_builddir)/src/test/regress/pg_regress --inputdir=$(srcdir) \
+		--bindir='$(TMP_BINDIR)' $(REGRESS_OPTS) $(REGRESS)
+
+test-tap: $(TMP_INSTALL)/.done
+	rm -rf '$(CURDIR)'/tmp_check
+	$(MKDIR_P) '$(CURDIR)'/tmp_check
+	TESTDIR='$(CURDIR)' PATH="$(TMP_BINDIR):$$PATH" PGPORT='6$(DEF_PGPORT)' \
+		PG_REGRESS='$(top_builddir)/src/test/regress/pg_regress' \
+		$(PROVE) -I $(top_builddir)/src/test/perl -I $(srcdir)/t $(PROVE_FLAGS) \
+		$(if $(PROVE_TESTS),$(PROVE_TESTS),t/*.pl)

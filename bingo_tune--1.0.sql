@@ -1,0 +1,201 @@
+/* bingo_tune--1.0.sql */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION bingo_tune CASCADE" to load this file. \quit
+
+--
+-- Parsing helpers (C).  They check catalog input and name the indexes; they
+-- read nothing but their arguments.
+--
+
+-- Canonical form of an index definition such as
+-- 'movies (year DESC, name) INCLUDE (duration)'; raises an error with a hint
+-- when the text is not a plain column list.
+CREATE FUNCTION index_parse(definition text, default_schema name DEFAULT 'public')
+RETURNS text
+AS 'MODULE_PATHNAME', 'bt_index_parse'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+-- The deterministic name bingo_tune gives the index it builds for a definition.
+CREATE FUNCTION index_name(definition text, default_schema name DEFAULT 'public')
+RETURNS name
+AS 'MODULE_PATHNAME', 'bt_index_name'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+-- Raises an error unless the text is exactly one SELECT, INSERT, UPDATE or
+-- DELETE statement.
+CREATE FUNCTION statement_check(statement text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'bt_statement_check'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+--
+-- The watch catalog: one row per watched statement.
+--
+CREATE TABLE watch (
+	name		text PRIMARY KEY,
+	statement	text NOT NULL,
+	budget		interval NOT NULL,
+	percentile	double precision NOT NULL DEFAULT 100,
+	indexes		text[] NOT NULL DEFAULT '{}',
+	schema		name NOT NULL DEFAULT 'public',
+	params		text[] NOT NULL DEFAULT '{}',
+	priority	integer NOT NULL DEFAULT 100,
+	builtin		boolean NOT NULL DEFAULT false,
+	description	text
+);
+
+COMMENT ON TABLE watch IS 'statements bingo_tune watches, their latency budgets and the indexes that serve them';
+COMMENT ON COLUMN watch.statement IS 'statement text as the application sends it, $n where it passes values';
+COMMENT ON COLUMN watch.budget IS 'latency budget of one run';
+COMMENT ON COLUMN watch.percentile IS 'percentile of runs the budget applies to (100 = every run)';
+COMMENT ON COLUMN watch.indexes IS 'index definitions: [schema.]table (col [ASC|DESC] [NULLS FIRST|LAST], ...) [INCLUDE (col, ...)]';
+COMMENT ON COLUMN watch.schema IS 'schema of the statement''s tables and of unqualified index tables';
+COMMENT ON COLUMN watch.params IS 'sample values for $1, $2, ... used when the statement is run on demand';
+COMMENT ON COLUMN watch.priority IS 'lower builds first';
+
+CREATE FUNCTION watch_validate()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	def text;
+BEGIN
+	IF NEW.name IS NULL OR NEW.name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+		RAISE EXCEPTION 'invalid watched statement name "%"', NEW.name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use lower-case letters, digits and underscores, starting with a letter.';
+	END IF;
+	IF NEW.statement IS NULL OR btrim(NEW.statement) = '' THEN
+		RAISE EXCEPTION 'watched statement "%" has no statement text', NEW.name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give the statement as the application sends it, with $1, $2, ... for its parameters.';
+	END IF;
+	PERFORM bingo_tune.statement_check(NEW.statement);
+	IF NEW.budget <= interval '0' THEN
+		RAISE EXCEPTION 'budget of watched statement "%" must be positive, not %', NEW.name, NEW.budget
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give the budget as an interval, for example ''400 ms'' or ''20 s''.';
+	END IF;
+	IF NEW.percentile IS NULL OR NOT (NEW.percentile >= 1 AND NEW.percentile <= 100) THEN
+		RAISE EXCEPTION 'percentile of watched statement "%" must be between 1 and 100, not %', NEW.name, NEW.percentile
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use 90 for "90 % of runs within budget", 100 for "every run".';
+	END IF;
+	IF array_position(NEW.indexes, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION 'indexes of watched statement "%" contain a null', NEW.name
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	FOREACH def IN ARRAY NEW.indexes LOOP
+		PERFORM bingo_tune.index_parse(def, NEW.schema);
+	END LOOP;
+	RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER watch_validate BEFORE INSERT OR UPDATE ON watch
+	FOR EACH ROW EXECUTE FUNCTION watch_validate();
+
+--
+-- bingo's statements (see the README for why these indexes).
+--
+INSERT INTO watch (name, statement, budget, percentile, indexes, params, priority, builtin, description) VALUES
+('session_list',
+ 'SELECT sessions.id, sessions.start_time, customers.id, customers.name, customers.surname, customers.birthday, customers.email, movies.id, movies.name, movies.year, movies.duration FROM sessions INNER JOIN customers ON sessions.customer_id = customers.id INNER JOIN movies ON sessions.movie_id = movies.id ORDER BY movies.year DESC, movies.name ASC, customers.id, sessions.id DESC LIMIT 100000',
+ '20 s', 100,
+ ARRAY['movies (year DESC, name, id DESC) INCLUDE (duration)',
+	   'sessions (movie_id) INCLUDE (customer_id, id, start_time)',
+	   'customers (id) INCLUDE (name, surname, birthday, email)'],
+ '{}', 10, true, 'GET /api/session'),
+('session_by_id',
+ 'SELECT sessions.id, sessions.start_time, customers.id, customers.name, customers.surname, customers.birthday, customers.email, movies.id, movies.name, movies.year, movies.duration FROM sessions INNER JOIN customers ON sessions.customer_id = customers.id INNER JOIN movies ON sessions.movie_id = movies.id WHERE sessions.id IN ($1) ORDER BY movies.year DESC, movies.name ASC, customers.id, sessions.id DESC LIMIT 100000',
+ '400 ms', 90,
+ ARRAY['sessions (id)',
+	   'customers (id) INCLUDE (name, surname, birthday, email)',
+	   'movies (id) INCLUDE (name, year, duration)'],
+ '{1}', 20, true, 'GET and DELETE /api/session/{id}'),
+('customer_by_id',
+ 'SELECT customers.id, customers.name, customers.surname, customers.birthday, customers.email FROM customers WHERE customers.id IN ($1) ORDER BY customers.surname ASC, customers.name ASC, customers.birthday DESC, customers.id DESC LIMIT 100000',
+ '400 ms', 90,
+ ARRAY['customers (id) INCLUDE (name, surname, birthday, email)'],
+ '{1}', 20, true, 'GET /api/customer/{id}'),
+('movie_by_id',
+ 'SELECT movies.id, movies.name, movies.year, movies.duration FROM movies WHERE movies.id IN ($1) ORDER BY movies.year DESC, movies.name ASC, movies.id DESC LIMIT 100000',
+ '400 ms', 90,
+ ARRAY['movies (id) INCLUDE (name, year, duration)'],
+ '{1}', 20, true, 'GET /api/movie/{id}'),
+('customer_list',
+ 'SELECT customers.id, customers.name, customers.surname, customers.birthday, customers.email FROM customers ORDER BY customers.surname ASC, customers.name ASC, customers.birthday DESC, customers.id DESC LIMIT 100000',
+ '20 s', 100,
+ ARRAY['customers (surname, name, birthday DESC, id DESC) INCLUDE (email)'],
+ '{}', 30, true, 'GET /api/customer'),
+('movie_list',
+ 'SELECT movies.id, movies.name, movies.year, movies.duration FROM movies ORDER BY movies.year DESC, movies.name ASC, movies.id DESC LIMIT 100000',
+ '20 s', 100,
+ ARRAY['movies (year DESC, name, id DESC) INCLUDE (duration)'],
+ '{}', 30, true, 'GET /api/movie');
+
+-- Rows operators add survive pg_dump; bingo's own rows come from this script.
+SELECT pg_catalog.pg_extension_config_dump('watch', 'WHERE NOT builtin');
+
+--
+-- What happened: one row per decision or build outcome.
+--
+CREATE TABLE events (
+	id			bigserial PRIMARY KEY,
+	at			timestamptz NOT NULL DEFAULT now(),
+	database	name NOT NULL DEFAULT current_database(),
+	statement	text,
+	action		text NOT NULL,
+	index_name	text,
+	duration	interval,
+	detail		text,
+	source		text NOT NULL,
+	run			bigint
+);
+COMMENT ON TABLE events IS 'decisions and index builds of bingo_tune, newest last';
+CREATE INDEX ON events (at);
+CREATE SEQUENCE apply_run;
+
+--
+-- Advice and action.
+--
+CREATE FUNCTION advise(
+	OUT statements text[],
+	OUT table_name text,
+	OUT definition text,
+	OUT index_name text,
+	OUT state text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'bt_advise'
+LANGUAGE C VOLATILE STRICT;
+
+COMMENT ON FUNCTION advise() IS 'every index the watch catalog wants, with its state: present, missing, invalid or no table';
+
+-- Builds the missing indexes with CREATE INDEX CONCURRENTLY, one at a time,
+-- in a background worker, waiting for each while holding no snapshot.  Must
+-- be CALLed outside a transaction block.  Outcomes are reported as notices
+-- and kept in the events table (see the last_apply view).
+CREATE PROCEDURE apply(statement text DEFAULT NULL)
+AS 'MODULE_PATHNAME', 'bt_apply'
+LANGUAGE C;
+
+COMMENT ON PROCEDURE apply(text) IS 'build every missing index (or those of one watched statement) concurrently and wait for the outcome';
+
+CREATE VIEW last_apply AS
+	SELECT index_name, action, duration, detail, statement, at
+	FROM events
+	WHERE source = 'apply' AND run = (SELECT max(run) FROM events WHERE source = 'apply')
+	ORDER BY id;
+
+--
+-- Privileges: the catalog steers what a superuser worker builds, so only
+-- superusers (and the extension's owner) may change it.
+--
+REVOKE ALL ON watch, events, last_apply FROM PUBLIC;
+REVOKE ALL ON SEQUENCE apply_run FROM PUBLIC;
+GRANT SELECT ON watch, events, last_apply TO pg_read_all_stats;
+REVOKE ALL ON PROCEDURE apply(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION advise() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION advise() TO pg_read_all_stats;

@@ -1,0 +1,161 @@
+/*-------------------------------------------------------------------------
+ *
+ * bingo_tune.c
+ *		Module entry point: GUC variables, shared memory, preload checks.
+ *
+ * bingo_tune must be loaded through shared_preload_libraries: the index
+ * builder keeps its slots in shared memory, so that a build started by
+ * apply() can be seen and waited for by everyone.  SQL functions that need
+ * that state call bt_require_preload(), which raises a clear error with a
+ * hint when the module was loaded any other way.
+ *
+ * Shared memory is one fixed-size block, sized in _PG_init; each concern
+ * (today the builder) says how much it needs and initialises its part in
+ * the shmem_startup hook, under AddinShmemInitLock.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+
+#include "bingo_tune.h"
+
+PG_MODULE_MAGIC;
+
+/*---- GUC variables ----*/
+
+int			bt_build_lock_timeout = 30 * 60 * 1000;
+int			bt_build_maintenance_work_mem = -1;
+
+/*---- Local state ----*/
+
+static bool bt_preloaded = false;
+static bool bt_shmem_initialized = false;
+
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+#if PG_VERSION_NUM >= 150000
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+#endif
+
+/*---- Function declarations ----*/
+
+void		_PG_init(void);
+
+static Size bt_shmem_size(void);
+static void bt_shmem_request(void);
+static void bt_shmem_startup(void);
+
+/*
+ * Module load callback.
+ */
+void
+_PG_init(void)
+{
+	/*
+	 * Only a preload can reserve shared memory and start workers.  Loaded
+	 * any other way (LOAD, or a function call in a backend), define nothing:
+	 * functions that need shared state will say what is missing.
+	 */
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	DefineCustomIntVariable("bingo_tune.build_lock_timeout",
+							"How long an index build may wait for locks and for older snapshots.",
+							"CREATE INDEX CONCURRENTLY waits for every transaction older than "
+							"the build; bingo's own statements run for seconds to minutes, so "
+							"keep this generous.  0 waits for ever.",
+							&bt_build_lock_timeout,
+							30 * 60 * 1000,
+							0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("bingo_tune.build_maintenance_work_mem",
+							"maintenance_work_mem for index builds; -1 uses the server's setting.",
+							NULL,
+							&bt_build_maintenance_work_mem,
+							-1,
+							-1, MAX_KILOBYTES,
+							PGC_SIGHUP,
+							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+#if PG_VERSION_NUM >= 150000
+	MarkGUCPrefixReserved("bingo_tune");
+#else
+	EmitWarningsOnPlaceholders("bingo_tune");
+#endif
+
+	bt_preloaded = true;
+
+#if PG_VERSION_NUM >= 150000
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = bt_shmem_request;
+#else
+	bt_shmem_request();
+#endif
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = bt_shmem_startup;
+}
+
+/*
+ * Total size of our shared memory block.
+ */
+static Size
+bt_shmem_size(void)
+{
+	return bt_builder_shmem_size();
+}
+
+/*
+ * Ask for our shared memory and our LWLock tranche.
+ */
+static void
+bt_shmem_request(void)
+{
+#if PG_VERSION_NUM >= 150000
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+#endif
+	RequestAddinShmemSpace(bt_shmem_size());
+	RequestNamedLWLockTranche("bingo_tune", 1);
+}
+
+/*
+ * Attach to (or create) our shared memory at postmaster start and in every
+ * EXEC_BACKEND child.
+ */
+static void
+bt_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	bt_builder_shmem_init();
+	LWLockRelease(AddinShmemInitLock);
+
+	bt_shmem_initialized = true;
+}
+
+bool
+bt_shmem_ready(void)
+{
+	return bt_preloaded && bt_shmem_initialized;
+}
+
+void
+bt_require_preload(const char *what)
+{
+	if (!bt_shmem_ready())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s requires bingo_tune to be loaded via shared_preload_libraries", what),
+				 errhint("Add bingo_tune to shared_preload_libraries in postgresql.conf (after pg_stat_statements) and restart the server.")));
+}

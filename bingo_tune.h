@@ -1,0 +1,143 @@
+/*-------------------------------------------------------------------------
+ *
+ * bingo_tune.h
+ *		Declarations shared by the files of the bingo_tune extension.
+ *
+ * Each .c file owns one concern; this header is the only place where they
+ * meet.  bingo_tune.c owns _PG_init, the GUCs and the shared memory layout;
+ * indexdef.c parses and judges index definitions; catalog.c reads the watch
+ * catalog; builder.c runs CREATE INDEX CONCURRENTLY in dynamic background
+ * workers; apply.c is the SQL face of the builder (advise, apply).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef BINGO_TUNE_H
+#define BINGO_TUNE_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
+#include "storage/lwlock.h"
+
+#define BT_SCHEMA			"bingo_tune"
+
+/* Longest canonical index definition we accept (it travels in shmem). */
+#define BT_DEF_MAXLEN		1024
+/* Longest failure detail kept for a build. */
+#define BT_DETAIL_MAXLEN	256
+/* Concurrent builds the builder can track at once. */
+#define BT_MAX_BUILDS		8
+
+/* ---- bingo_tune.c: GUCs and shared state ---- */
+
+extern int	bt_build_lock_timeout;	/* ms, 0 = wait for ever */
+extern int	bt_build_maintenance_work_mem;	/* kB, -1 = server's */
+
+/* true once shared memory was set up by shared_preload_libraries */
+extern bool bt_shmem_ready(void);
+/* raise a clear error when the module was not preloaded */
+extern void bt_require_preload(const char *what);
+
+/* ---- indexdef.c: index definitions ---- */
+
+/*
+ * One index as the watch catalog describes it: a plain btree column list.
+ * Names are stored as the identifiers they denote (unquoted, case kept).
+ */
+typedef struct BtIndexDef
+{
+	char	   *schema;
+	char	   *table;
+	int			nkeys;
+	char	  **keys;
+	bool	   *desc;
+	bool	   *nulls_first;
+	int			ninclude;
+	char	  **include;
+} BtIndexDef;
+
+typedef enum BtIndexState
+{
+	BT_INDEX_PRESENT,			/* an equivalent valid index exists */
+	BT_INDEX_MISSING,			/* table exists, no equivalent index */
+	BT_INDEX_INVALID,			/* only an invalid equivalent exists */
+	BT_INDEX_NO_TABLE			/* the table does not exist (yet) */
+} BtIndexState;
+
+extern BtIndexDef *bt_indexdef_parse(const char *text, const char *default_schema);
+extern char *bt_indexdef_canonical(const BtIndexDef *def);
+extern char *bt_indexdef_name(const BtIndexDef *def);
+extern char *bt_indexdef_create_sql(const BtIndexDef *def);
+extern char *bt_indexdef_qualified_table(const BtIndexDef *def);
+extern const char *bt_index_state_name(BtIndexState state);
+
+/*
+ * Judge the catalog state of def.  Needs a transaction.  *relid gets the
+ * table's OID (InvalidOid if none); *found gets the equivalent index (the
+ * valid one for PRESENT, the invalid one for INVALID), else InvalidOid.
+ */
+extern BtIndexState bt_index_state(const BtIndexDef *def, Oid *relid, Oid *found);
+
+/* All invalid indexes on relid equivalent to def (for dropping leftovers). */
+extern List *bt_invalid_equivalents(const BtIndexDef *def, Oid relid);
+
+/* ---- catalog.c: the watch catalog ---- */
+
+/* One distinct index the catalog wants, with the statements it serves. */
+typedef struct BtWantedIndex
+{
+	BtIndexDef *def;
+	char	   *canonical;		/* bt_indexdef_canonical(def) */
+	char	   *name;			/* bt_indexdef_name(def) */
+	List	   *statements;		/* watch names (char *), catalog order */
+	int			priority;		/* lowest priority of those statements */
+} BtWantedIndex;
+
+/*
+ * Read the catalog in the current database and return its distinct wanted
+ * indexes (List of BtWantedIndex *), most urgent first, allocated in the
+ * current memory context.  If only_statement is not NULL, only the indexes
+ * of that watched statement.  Needs a transaction; uses SPI.
+ */
+extern List *bt_catalog_wanted_indexes(const char *only_statement);
+
+/* ---- builder.c: CREATE INDEX CONCURRENTLY in a dynamic worker ---- */
+
+typedef enum BtBuildOutcome
+{
+	BT_BUILD_CREATED,			/* built from nothing */
+	BT_BUILD_REBUILT,			/* dropped an invalid leftover, then built */
+	BT_BUILD_PRESENT,			/* an equivalent valid index already existed */
+	BT_BUILD_NO_TABLE,			/* the table does not exist */
+	BT_BUILD_FAILED				/* see detail */
+} BtBuildOutcome;
+
+typedef struct BtBuildResult
+{
+	BtBuildOutcome outcome;
+	char		index_name[NAMEDATALEN];
+	char		detail[BT_DETAIL_MAXLEN];
+	double		seconds;		/* wall time of the build */
+} BtBuildResult;
+
+extern Size bt_builder_shmem_size(void);
+extern void bt_builder_shmem_init(void);
+extern const char *bt_build_outcome_name(BtBuildOutcome outcome);
+
+/*
+ * Build one index (given by its canonical definition) in database dboid
+ * through a dynamic background worker, and wait for it.  The caller must
+ * hold no snapshot while this waits (see DESIGN.md, "two traps"): call it
+ * outside any transaction, or right after committing with the catalog
+ * snapshot invalidated.  If a build of the same index in the same database
+ * is already running (started by someone else), waits for that one instead.
+ * Interrupts are honoured while waiting; on error the worker we started is
+ * told to stop.
+ */
+extern void bt_build_index(Oid dboid, const char *canonical, BtBuildResult *result);
+
+/* The worker's entry point (named in BackgroundWorker.bgw_function_name). */
+extern PGDLLEXPORT void bt_builder_main(Datum main_arg);
+
+#endif							/* BINGO_TUNE_H */

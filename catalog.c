@@ -1,0 +1,176 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *		The watch catalog: checking what goes into it and reading what it
+ *		wants.
+ *
+ * bingo_tune.watch holds one row per watched statement.  Its validation
+ * trigger (in the install script) calls the SQL functions defined here to
+ * check statements and index definitions with the same parser the builder
+ * uses, so a row that is stored is a row the builder can act on.
+ *
+ * bt_catalog_wanted_indexes() turns the rows into the list of distinct
+ * indexes they want: one entry per canonical definition, listing every
+ * statement it serves, so an index that serves two statements is built
+ * once.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "nodes/parsenodes.h"
+#include "parser/parser.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+
+#include "bingo_tune.h"
+
+PG_FUNCTION_INFO_V1(bt_index_parse);
+PG_FUNCTION_INFO_V1(bt_index_name);
+PG_FUNCTION_INFO_V1(bt_statement_check);
+
+/*
+ * index_parse(definition text, default_schema name) returns text
+ */
+Datum
+bt_index_parse(PG_FUNCTION_ARGS)
+{
+	char	   *deftext = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *schema = NameStr(*PG_GETARG_NAME(1));
+
+	PG_RETURN_TEXT_P(cstring_to_text(bt_indexdef_canonical(bt_indexdef_parse(deftext, schema))));
+}
+
+/*
+ * index_name(definition text, default_schema name) returns name
+ */
+Datum
+bt_index_name(PG_FUNCTION_ARGS)
+{
+	char	   *deftext = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *schema = NameStr(*PG_GETARG_NAME(1));
+	Name		result = palloc0(NAMEDATALEN);
+
+	namestrcpy(result, bt_indexdef_name(bt_indexdef_parse(deftext, schema)));
+	PG_RETURN_NAME(result);
+}
+
+/*
+ * statement_check(statement text) returns void
+ *
+ * Only parses: the tables need not exist yet, and nothing is executed.
+ */
+Datum
+bt_statement_check(PG_FUNCTION_ARGS)
+{
+	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	List	   *stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
+	Node	   *stmt;
+
+	if (list_length(stmts) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a watched statement must be exactly one statement, not %d",
+						list_length(stmts)),
+				 errhint("Store each statement the application sends in its own row.")));
+
+	stmt = linitial_node(RawStmt, stmts)->stmt;
+	if (!IsA(stmt, SelectStmt) && !IsA(stmt, InsertStmt) &&
+		!IsA(stmt, UpdateStmt) && !IsA(stmt, DeleteStmt))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a watched statement must be a SELECT, INSERT, UPDATE or DELETE"),
+				 errhint("Utility statements have no plan that an index could serve.")));
+	PG_RETURN_VOID();
+}
+
+/*
+ * Read the catalog and return its distinct wanted indexes, most urgent
+ * first (lowest priority, then catalog name order).
+ */
+List *
+bt_catalog_wanted_indexes(const char *only_statement)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	List	   *result = NIL;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	char		nulls[1] = {' '};
+	int			ret;
+
+	args[0] = only_statement ? CStringGetTextDatum(only_statement) : (Datum) 0;
+	if (only_statement == NULL)
+		nulls[0] = 'n';
+
+	SPI_connect();
+	ret = SPI_execute_with_args("SELECT name, schema, indexes, priority"
+								" FROM bingo_tune.watch"
+								" WHERE $1 IS NULL OR name = $1"
+								" ORDER BY priority, name",
+								1, argtypes, args, nulls, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read bingo_tune.watch: %s", SPI_result_code_string(ret));
+
+	if (only_statement != NULL && SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("no watched statement named \"%s\"", only_statement),
+				 errhint("SELECT name FROM bingo_tune.watch lists them.")));
+
+	for (uint64 row = 0; row < SPI_processed; row++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[row];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		char	   *name = SPI_getvalue(tup, desc, 1);
+		char	   *schema = SPI_getvalue(tup, desc, 2);
+		Datum		arr = SPI_getbinval(tup, desc, 3, &isnull);
+		int			priority = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
+		Datum	   *defs;
+		bool	   *defnulls;
+		int			ndefs;
+		MemoryContext oldcxt;
+
+		deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT,
+						  &defs, &defnulls, &ndefs);
+
+		oldcxt = MemoryContextSwitchTo(callercxt);
+		for (int i = 0; i < ndefs; i++)
+		{
+			BtIndexDef *def;
+			char	   *canonical;
+			BtWantedIndex *want = NULL;
+			ListCell   *lc;
+
+			if (defnulls[i])
+				continue;
+			def = bt_indexdef_parse(TextDatumGetCString(defs[i]), schema);
+			canonical = bt_indexdef_canonical(def);
+			foreach(lc, result)
+			{
+				BtWantedIndex *w = lfirst(lc);
+
+				if (strcmp(w->canonical, canonical) == 0)
+					want = w;
+			}
+			if (want == NULL)
+			{
+				want = palloc0(sizeof(BtWantedIndex));
+				want->def = def;
+				want->canonical = canonical;
+				want->name = bt_indexdef_name(def);
+				want->priority = priority;
+				result = lappend(result, want);
+			}
+			want->statements = lappend(want->statements, pstrdup(name));
+		}
+		MemoryContextSwitchTo(oldcxt);
+	}
+	SPI_finish();
+
+	/* rows come in priority order, so first-seen order is most urgent first */
+	return result;
+}
