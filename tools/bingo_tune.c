@@ -1,0 +1,183 @@
+/*-------------------------------------------------------------------------
+ *
+ * bingo_tune.c
+ *		The bingo_tune pre-deploy tool: entry point, subcommand dispatch,
+ *		--help and --version.
+ *
+ * bingo_tune is run before the bingo app starts (systemd ExecStartPre=, a
+ * one-shot compose service).  It installs or updates the bingo_tune
+ * extension, runs bingo's prepare_db exactly once however many nodes start
+ * at the same time, builds the indexes bingo needs right after the load, and
+ * can fail a deploy whose statements are over budget.  Each subcommand lives
+ * in its own file: install.c, prepare.c (prepare-db and apply), report.c
+ * (report and check); common.c holds what they share.
+ *
+ * tools/bingo_tune.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres_fe.h"
+
+#include "common.h"
+#include "getopt_long.h"
+
+typedef struct BtSubcommand
+{
+	const char *name;
+	int			(*main) (int argc, char **argv);
+	const char *summary;
+} BtSubcommand;
+
+static const BtSubcommand bt_subcommands[] = {
+	{"install", bt_install_main,
+	"check the server, create or update the extension"},
+	{"prepare-db", bt_prepare_main,
+	"install, run prepare_db once across all nodes, build the indexes"},
+	{"apply", bt_apply_main,
+	"build the missing indexes now and show what was done"},
+	{"report", bt_report_main,
+	"print the latency report of the watched statements"},
+	{"check", bt_check_main,
+	"run the watched statements now; fail when one is over budget"},
+	{NULL, NULL, NULL}
+};
+
+static void
+usage(void)
+{
+	const BtSubcommand *sc;
+
+	printf("%s is the pre-deploy hook for bingo: it installs the bingo_tune extension,\n"
+		   "runs prepare_db once however many nodes start, builds the indexes right\n"
+		   "after it and checks the statements' latency budgets.\n\n",
+		   BT_PROGNAME);
+	printf("Usage:\n  %s COMMAND [OPTION]... [CONNINFO]\n\n", BT_PROGNAME);
+	printf("Commands:\n");
+	for (sc = bt_subcommands; sc->name; sc++)
+		printf("  %-12s %s\n", sc->name, sc->summary);
+	printf("\nOptions of every command:\n"
+		   "  -d, --dbname=CONNINFO  database to connect to: a name, a connection string\n"
+		   "                         or a URI (multi-host lists work); without it, or a\n"
+		   "                         CONNINFO argument, the PG* environment variables\n"
+		   "  -q, --quiet            print errors and warnings only\n"
+		   "  -v, --verbose          also print what is done and the server's notices\n"
+		   "  -h, --help             show help, then exit\n"
+		   "  -V, --version          show the version, then exit\n");
+	printf("\nExit codes:\n"
+		   "  0  done                     4  server not prepared for the extension\n"
+		   "  1  error                    5  extension version does not match the tool\n"
+		   "  2  usage error              6  check: a statement is over its budget\n"
+		   "  3  could not connect        7  prepare-db: the command left tables empty\n"
+		   "  prepare-db exits with its command's own status when the command fails\n"
+		   "  (128+N when it was ended by signal N), and with 128+N when it is\n"
+		   "  interrupted by signal N.\n");
+	printf("\nRun \"%s COMMAND --help\" for the options of a command.\n", BT_PROGNAME);
+}
+
+int
+main(int argc, char **argv)
+{
+	const BtSubcommand *sc;
+
+	if (argc < 2)
+	{
+		bt_error("no command given");
+		bt_hint("Try \"%s --help\".", BT_PROGNAME);
+		return BT_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+		strcmp(argv[1], "help") == 0)
+	{
+		usage();
+		return BT_EXIT_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
+	{
+		printf("%s %s\n", BT_PROGNAME, BT_TOOL_VERSION);
+		return BT_EXIT_OK;
+	}
+
+	for (sc = bt_subcommands; sc->name; sc++)
+	{
+		if (strcmp(argv[1], sc->name) == 0)
+		{
+			bt_install_signal_handlers();
+			/* the subcommand sees its name as argv[0] */
+			return sc->main(argc - 1, argv + 1);
+		}
+	}
+
+	bt_error("unknown command \"%s\"", argv[1]);
+	bt_hint("Try \"%s --help\" for the list of commands.", BT_PROGNAME);
+	return BT_EXIT_USAGE;
+}
+
+/*
+ * Parse the common options and an optional CONNINFO argument for a
+ * subcommand that takes nothing else.  Returns -1 when parsing went fine,
+ * otherwise the exit code (0 after --help).
+ */
+int
+bt_parse_simple_args(int argc, char **argv, const struct option *extra,
+					 const char *extra_short, bool (*handle) (int c, const char *arg),
+					 void (*help) (void))
+{
+	static const struct option common_long[] = {
+		{"dbname", required_argument, NULL, 'd'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+	};
+	struct option longopts[32];
+	char		shortopts[64];
+	int			n = 0;
+	int			c;
+	int			i;
+
+	for (i = 0; i < lengthof(common_long); i++)
+		longopts[n++] = common_long[i];
+	for (i = 0; extra && extra[i].name; i++)
+		longopts[n++] = extra[i];
+	memset(&longopts[n], 0, sizeof(struct option));
+	snprintf(shortopts, sizeof(shortopts), "d:qvhV%s", extra_short ? extra_short : "");
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1)
+	{
+		if (c == 'h')
+		{
+			help();
+			return BT_EXIT_OK;
+		}
+		if (c == 'V')
+		{
+			printf("%s %s\n", BT_PROGNAME, BT_TOOL_VERSION);
+			return BT_EXIT_OK;
+		}
+		if (bt_parse_common_option(c, optarg))
+			continue;
+		if (c != '?' && c != ':' && handle && handle(c, optarg))
+			continue;
+		if (c == '?' && optopt != 0 && optopt != '?')
+			bt_error("unknown or incomplete option \"-%c\" for %s", optopt, argv[0]);
+		else if (c == '?' || c == ':')
+			bt_error("unknown or incomplete option \"%s\" for %s", argv[optind - 1], argv[0]);
+		bt_hint("Try \"%s %s --help\".", BT_PROGNAME, argv[0]);
+		return BT_EXIT_USAGE;
+	}
+
+	if (optind < argc)
+	{
+		if (bt_opts.conninfo != NULL || optind + 1 < argc)
+		{
+			bt_error("too many arguments for %s, starting with \"%s\"",
+					 argv[0], argv[bt_opts.conninfo ? optind : optind + 1]);
+			bt_hint("Give one connection string, as CONNINFO or with -d; quote it if it has spaces.");
+			return BT_EXIT_USAGE;
+		}
+		bt_opts.conninfo = argv[optind];
+	}
+	return -1;
+}

@@ -1,0 +1,522 @@
+/*-------------------------------------------------------------------------
+ *
+ * common.c
+ *		Messages, the connection, queries and signals shared by every
+ *		subcommand of the bingo_tune tool.
+ *
+ * Messages go to stderr in the style of PostgreSQL's own clients
+ * ("bingo_tune: error: ..."), results to stdout.  -q keeps only errors and
+ * warnings, -v adds what the tool is doing and the server's notices.
+ *
+ * The connection follows the conventions of a well-behaved client:
+ * PQconnectdbParams with expand_dbname (a conninfo string or URI, or the PG*
+ * environment variables), fallback_application_name, TCP keepalives (the
+ * prepare-db connection sits idle for the half hour prepare_db runs), a safe
+ * search_path, and no statement, lock or idle timeouts inherited from the
+ * role or database, since the tool waits on index builds and holds a
+ * session lock on purpose.  It never prompts for a password and never
+ * prints one: messages name host, port, database and user only.
+ *
+ * Signals: SIGINT, SIGTERM and SIGHUP set bt_interrupted; every wait loop of
+ * the tool checks it, so Ctrl-C cancels cleanly instead of killing the tool
+ * mid-way.
+ *
+ * tools/common.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres_fe.h"
+
+#include <sys/select.h>
+#include <time.h>
+
+#include "common.h"
+
+BtOptions	bt_opts = {NULL, 1};
+
+volatile sig_atomic_t bt_interrupted = 0;
+volatile sig_atomic_t bt_interrupt_from_tty = 0;
+
+static bool bt_notices_on = false;
+
+static void bt_vmessage(const char *level, const char *fmt, va_list ap)
+			pg_attribute_printf(2, 0);
+
+
+/* ----------------------------------------------------------------
+ *		Messages
+ * ----------------------------------------------------------------
+ */
+
+static void
+bt_vmessage(const char *level, const char *fmt, va_list ap)
+{
+	fflush(stdout);
+	if (level)
+		fprintf(stderr, "%s: %s: ", BT_PROGNAME, level);
+	else
+		fprintf(stderr, "%s: ", BT_PROGNAME);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void
+bt_error(const char *fmt,...)
+{
+	va_list		ap;
+
+	va_start(ap, fmt);
+	bt_vmessage("error", fmt, ap);
+	va_end(ap);
+}
+
+void
+bt_warning(const char *fmt,...)
+{
+	va_list		ap;
+
+	va_start(ap, fmt);
+	bt_vmessage("warning", fmt, ap);
+	va_end(ap);
+}
+
+void
+bt_hint(const char *fmt,...)
+{
+	va_list		ap;
+
+	va_start(ap, fmt);
+	bt_vmessage("hint", fmt, ap);
+	va_end(ap);
+}
+
+void
+bt_info(const char *fmt,...)
+{
+	va_list		ap;
+
+	if (bt_opts.verbosity < 1)
+		return;
+	va_start(ap, fmt);
+	bt_vmessage(NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+bt_verbose(const char *fmt,...)
+{
+	va_list		ap;
+
+	if (bt_opts.verbosity < 2)
+		return;
+	va_start(ap, fmt);
+	bt_vmessage(NULL, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Report a failed query: our own words, then the server's message, detail
+ * and hint.  res may be NULL when the query could not be sent.
+ */
+void
+bt_server_error(PGconn *conn, const PGresult *res, const char *fmt,...)
+{
+	va_list		ap;
+	const char *primary = NULL;
+	const char *detail = NULL;
+	const char *hint = NULL;
+	char		what[512];
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+
+	if (res)
+	{
+		primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+		hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+	}
+	if (primary)
+		bt_error("%s: %s", what, primary);
+	else
+	{
+		char	   *msg = pg_strdup(PQerrorMessage(conn));
+		size_t		len = strlen(msg);
+
+		while (len > 0 && msg[len - 1] == '\n')
+			msg[--len] = '\0';
+		bt_error("%s: %s", what, len > 0 ? msg : "unknown error");
+		free(msg);
+	}
+	if (detail)
+		fprintf(stderr, "%s: detail: %s\n", BT_PROGNAME, detail);
+	if (hint)
+		bt_hint("%s", hint);
+}
+
+/* Whether NOTICEs from the server are shown at normal verbosity. */
+void
+bt_show_notices(bool show)
+{
+	bt_notices_on = show;
+}
+
+static void
+bt_notice_receiver(void *arg, const PGresult *res)
+{
+	const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	bool		is_warning = severity && strcmp(severity, "WARNING") == 0;
+
+	if (!primary)
+		return;
+	if (bt_opts.verbosity < 1)
+		return;
+	if (is_warning)
+		bt_warning("server: %s", primary);
+	else if (bt_notices_on || bt_opts.verbosity >= 2)
+		bt_info("%s", primary);
+}
+
+
+/* ----------------------------------------------------------------
+ *		Connection and queries
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * Connect the libpq way.  Defaults the user can override come before the
+ * conninfo in the keyword list (later entries win); what the subcommand
+ * requires comes after it.  DDL must go to the primary of a multi-host
+ * list, so BT_TARGET_PRIMARY forces target_session_attrs=read-write.
+ * Exits the tool with BT_EXIT_CONNECT on failure.
+ */
+PGconn *
+bt_connect(BtTarget target)
+{
+	const char *keywords[16];
+	const char *values[16];
+	int			n = 0;
+	PGconn	   *conn;
+	PGresult   *res;
+	char		where[256];
+
+#define BT_KW(k, v) (keywords[n] = (k), values[n] = (v), n++)
+	BT_KW("keepalives", "1");
+	BT_KW("keepalives_idle", "30");
+	BT_KW("keepalives_interval", "10");
+	BT_KW("keepalives_count", "6");
+	if (getenv("PGCONNECT_TIMEOUT") == NULL)
+		BT_KW("connect_timeout", "10");
+	if (target == BT_TARGET_ANY && getenv("PGTARGETSESSIONATTRS") == NULL)
+		BT_KW("target_session_attrs", "read-write");
+	BT_KW("dbname", bt_opts.conninfo);
+	if (target == BT_TARGET_PRIMARY)
+		BT_KW("target_session_attrs", "read-write");
+	BT_KW("fallback_application_name", BT_PROGNAME);
+	keywords[n] = NULL;
+	values[n] = NULL;
+#undef BT_KW
+
+	conn = PQconnectdbParams(keywords, values, true);
+	if (conn == NULL)
+	{
+		bt_error("out of memory");
+		exit(BT_EXIT_CONNECT);
+	}
+	if (PQstatus(conn) != CONNECTION_OK)
+	{
+		char	   *msg = pg_strdup(PQerrorMessage(conn));
+		size_t		len = strlen(msg);
+
+		while (len > 0 && msg[len - 1] == '\n')
+			msg[--len] = '\0';
+		bt_error("could not connect: %s", msg);
+		if (PQconnectionNeedsPassword(conn))
+			bt_hint("The server wants a password and this tool never prompts: set PGPASSWORD or use a password file (~/.pgpass).");
+		else if (target == BT_TARGET_PRIMARY && strstr(msg, "read-write"))
+			bt_hint("This subcommand changes the database and needs the primary; list it among the hosts of the connection string.");
+		free(msg);
+		PQfinish(conn);
+		exit(BT_EXIT_CONNECT);
+	}
+
+	PQsetNoticeReceiver(conn, bt_notice_receiver, NULL);
+
+	/*
+	 * A safe search_path: everything the tool runs is schema-qualified, and
+	 * nothing a user created may shadow pg_catalog.  No timeouts from the
+	 * role or database: the tool waits for index builds and holds the
+	 * prepare lock on an idle session on purpose.
+	 */
+	res = PQexec(conn,
+				 PQserverVersion(conn) >= 140000 ?
+				 "SET search_path TO pg_catalog, pg_temp; "
+				 "SET statement_timeout TO 0; SET lock_timeout TO 0; "
+				 "SET idle_in_transaction_session_timeout TO 0; "
+				 "SET idle_session_timeout TO 0" :
+				 "SET search_path TO pg_catalog, pg_temp; "
+				 "SET statement_timeout TO 0; SET lock_timeout TO 0; "
+				 "SET idle_in_transaction_session_timeout TO 0");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+	{
+		bt_server_error(conn, res, "could not set up the session");
+		PQclear(res);
+		PQfinish(conn);
+		exit(BT_EXIT_CONNECT);
+	}
+	PQclear(res);
+
+	bt_describe_conn(conn, where, sizeof(where));
+	bt_verbose("connected to %s", where);
+	return conn;
+}
+
+/* "database "x" on host h port p as user u": never the password. */
+void
+bt_describe_conn(PGconn *conn, char *buf, size_t len)
+{
+	const char *host = PQhost(conn);
+
+	snprintf(buf, len, "database \"%s\" on %s%s port %s as user \"%s\"",
+			 PQdb(conn),
+			 host && host[0] == '/' ? "socket " : "host ",
+			 host ? host : "(default)", PQport(conn), PQuser(conn));
+}
+
+/*
+ * Run one query, with parameters when nparams > 0.  Returns the result when
+ * its status is the expected one; otherwise reports the error and returns
+ * NULL.
+ */
+PGresult *
+bt_query(PGconn *conn, const char *sql, int nparams,
+		 const char *const *params, ExecStatusType expect)
+{
+	PGresult   *res;
+
+	bt_verbose("query: %s", sql);
+	res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != expect)
+	{
+		bt_server_error(conn, res, "query failed");
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+/*
+ * Like bt_query, for statements that may run for minutes (CALL apply(),
+ * check()): waits on the socket so that Ctrl-C cancels the statement on the
+ * server instead of leaving it running.  On interrupt, reports nothing and
+ * returns NULL with bt_interrupted set.
+ */
+PGresult *
+bt_query_interruptible(PGconn *conn, const char *sql, int nparams,
+					   const char *const *params, ExecStatusType expect)
+{
+	PGresult   *res;
+	PGresult   *last = NULL;
+	bool		cancelled = false;
+
+	bt_verbose("query: %s", sql);
+	if (!PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0))
+	{
+		bt_server_error(conn, NULL, "could not send query");
+		return NULL;
+	}
+	for (;;)
+	{
+		fd_set		fds;
+		struct timeval tv = {0, 200000};
+		int			sock;
+
+		if (bt_interrupted && !cancelled)
+		{
+			PGcancel   *cancel = PQgetCancel(conn);
+			char		errbuf[256];
+
+			if (cancel)
+			{
+				(void) PQcancel(cancel, errbuf, sizeof(errbuf));
+				PQfreeCancel(cancel);
+			}
+			cancelled = true;
+		}
+		if (!PQisBusy(conn))
+		{
+			res = PQgetResult(conn);
+			if (res == NULL)
+				break;
+			PQclear(last);
+			last = res;
+			continue;
+		}
+		sock = PQsocket(conn);
+		if (sock < 0)
+			break;
+		FD_ZERO(&fds);
+		FD_SET(sock, &fds);
+		if (select(sock + 1, &fds, NULL, NULL, &tv) < 0 && errno != EINTR)
+			break;
+		if (!PQconsumeInput(conn))
+			break;
+	}
+	if (cancelled)
+	{
+		PQclear(last);
+		return NULL;
+	}
+	if (last == NULL || PQresultStatus(last) != expect)
+	{
+		bt_server_error(conn, last, "query failed");
+		PQclear(last);
+		return NULL;
+	}
+	return last;
+}
+
+/* Run a statement that returns no rows; report and return false on error. */
+bool
+bt_command(PGconn *conn, const char *sql)
+{
+	PGresult   *res = bt_query(conn, sql, 0, NULL, PGRES_COMMAND_OK);
+
+	if (res == NULL)
+		return false;
+	PQclear(res);
+	return true;
+}
+
+/* The installed version of the extension, if it is installed here. */
+bool
+bt_extension_installed(PGconn *conn, char **version)
+{
+	const char *params[1] = {"bingo_tune"};
+	PGresult   *res;
+	bool		found;
+
+	res = bt_query(conn,
+				   "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = $1",
+				   1, params, PGRES_TUPLES_OK);
+	if (res == NULL)
+		exit(BT_EXIT_ERROR);
+	found = PQntuples(res) == 1;
+	if (version)
+		*version = found ? pg_strdup(PQgetvalue(res, 0, 0)) : NULL;
+	PQclear(res);
+	return found;
+}
+
+/* Whether a function with this signature exists, e.g. 'bingo_tune.report()'. */
+bool
+bt_function_exists(PGconn *conn, const char *signature)
+{
+	const char *params[1] = {signature};
+	PGresult   *res;
+	bool		found;
+
+	res = bt_query(conn, "SELECT pg_catalog.to_regprocedure($1) IS NOT NULL",
+				   1, params, PGRES_TUPLES_OK);
+	if (res == NULL)
+		exit(BT_EXIT_ERROR);
+	found = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return found;
+}
+
+
+/* ----------------------------------------------------------------
+ *		Signals and waiting
+ * ----------------------------------------------------------------
+ */
+
+static void
+bt_signal_handler(int signo, siginfo_t *info, void *context)
+{
+	bt_interrupted = signo;
+
+	/*
+	 * A signal from the terminal (Ctrl-C) reaches the whole foreground
+	 * process group, the command prepare-db runs included; one sent with
+	 * kill(2) reached only us and must be passed on.
+	 */
+	bt_interrupt_from_tty = (info != NULL && info->si_code == SI_KERNEL);
+}
+
+void
+bt_install_signal_handlers(void)
+{
+	struct sigaction act;
+
+	memset(&act, 0, sizeof(act));
+	act.sa_sigaction = bt_signal_handler;
+	act.sa_flags = SA_SIGINFO;	/* no SA_RESTART: sleeps must wake up */
+	sigemptyset(&act.sa_mask);
+	sigaction(SIGINT, &act, NULL);
+	sigaction(SIGTERM, &act, NULL);
+	sigaction(SIGHUP, &act, NULL);
+}
+
+/* Sleep; false when a signal asked us to stop. */
+bool
+bt_sleep_ms(int ms)
+{
+	struct timespec ts;
+
+	if (bt_interrupted)
+		return false;
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (long) (ms % 1000) * 1000000L;
+	nanosleep(&ts, NULL);
+	return !bt_interrupted;
+}
+
+/* The shell's convention for "ended by signal N". */
+int
+bt_interrupt_exit_code(void)
+{
+	return 128 + (int) bt_interrupted;
+}
+
+
+/* ----------------------------------------------------------------
+ *		Command-line helpers
+ * ----------------------------------------------------------------
+ */
+
+/* The options every subcommand takes; true if c was one of them. */
+bool
+bt_parse_common_option(int c, const char *arg)
+{
+	switch (c)
+	{
+		case 'd':
+			bt_opts.conninfo = arg;
+			return true;
+		case 'q':
+			bt_opts.verbosity = 0;
+			return true;
+		case 'v':
+			bt_opts.verbosity = 2;
+			return true;
+		default:
+			return false;
+	}
+}
+
+bool
+bt_parse_int(const char *arg, int min, int max, int *result)
+{
+	char	   *end;
+	long		val;
+
+	errno = 0;
+	val = strtol(arg, &end, 10);
+	if (errno != 0 || end == arg || *end != '\0' || val < min || val > max)
+		return false;
+	*result = (int) val;
+	return true;
+}

@@ -1,0 +1,116 @@
+/*-------------------------------------------------------------------------
+ *
+ * common.h
+ *		Shared declarations of the bingo_tune pre-deploy tool: exit codes,
+ *		messages, the connection and the subcommands.
+ *
+ * The tool is a plain libpq client.  Every subcommand connects with
+ * connect_db(), which applies the conventions every PostgreSQL client
+ * should follow (fallback_application_name, expand_dbname, a safe
+ * search_path); queries with values go through PQexecParams.
+ *
+ * tools/common.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef BINGO_TUNE_TOOL_COMMON_H
+#define BINGO_TUNE_TOOL_COMMON_H
+
+#include <signal.h>
+
+#include "libpq-fe.h"
+#include "pqexpbuffer.h"
+
+/* The extension version this tool belongs to (bingo_tune.control). */
+#define BT_TOOL_VERSION		"1.0"
+#define BT_PROGNAME			"bingo_tune"
+
+/*
+ * Advisory lock keys: "bingo" in ASCII, then 1 for install and 2 for
+ * prepare-db.  Session locks on these keys in the target database are what
+ * makes concurrent runs on several nodes safe.
+ */
+#define BT_LOCK_INSTALL		"27700470620291073"	/* 0x62696e676f0001 */
+#define BT_LOCK_PREPARE		"27700470620291074"	/* 0x62696e676f0002 */
+
+/* Oldest server the extension supports (pg_stat_activity.query_id). */
+#define BT_MIN_SERVER_VERSION	140000
+
+/*
+ * Exit codes; documented in tools/README.md and in --help.  prepare-db exits
+ * with its command's own status when the command fails.
+ */
+#define BT_EXIT_OK				0	/* done */
+#define BT_EXIT_ERROR			1	/* a query failed, or another error */
+#define BT_EXIT_USAGE			2	/* bad command line */
+#define BT_EXIT_CONNECT			3	/* could not connect */
+#define BT_EXIT_NOT_PREPARED	4	/* server not prepared for the extension */
+#define BT_EXIT_VERSION			5	/* extension version does not match the tool */
+#define BT_EXIT_OVER_BUDGET		6	/* check: a statement is over budget */
+#define BT_EXIT_NOT_FILLED		7	/* prepare-db: command left tables empty */
+
+/* Which server a subcommand must talk to. */
+typedef enum BtTarget
+{
+	BT_TARGET_PRIMARY,			/* forced target_session_attrs=read-write */
+	BT_TARGET_ANY				/* read-write unless the user says otherwise */
+} BtTarget;
+
+/* Options every subcommand shares. */
+typedef struct BtOptions
+{
+	const char *conninfo;		/* NULL: PG* environment variables */
+	int			verbosity;		/* 0 quiet, 1 normal, 2 verbose */
+} BtOptions;
+
+extern BtOptions bt_opts;
+
+/* Set by the signal handler; checked by every wait loop. */
+extern volatile sig_atomic_t bt_interrupted;
+extern volatile sig_atomic_t bt_interrupt_from_tty;
+
+/* messages (common.c) */
+extern void bt_error(const char *fmt,...) pg_attribute_printf(1, 2);
+extern void bt_warning(const char *fmt,...) pg_attribute_printf(1, 2);
+extern void bt_hint(const char *fmt,...) pg_attribute_printf(1, 2);
+extern void bt_info(const char *fmt,...) pg_attribute_printf(1, 2);
+extern void bt_verbose(const char *fmt,...) pg_attribute_printf(1, 2);
+extern void bt_server_error(PGconn *conn, const PGresult *res,
+							const char *fmt,...) pg_attribute_printf(3, 4);
+extern void bt_show_notices(bool show);
+
+/* connection and queries (common.c) */
+extern PGconn *bt_connect(BtTarget target);
+extern void bt_describe_conn(PGconn *conn, char *buf, size_t len);
+extern PGresult *bt_query(PGconn *conn, const char *sql, int nparams,
+						  const char *const *params, ExecStatusType expect);
+extern bool bt_command(PGconn *conn, const char *sql);
+extern PGresult *bt_query_interruptible(PGconn *conn, const char *sql, int nparams,
+										const char *const *params,
+										ExecStatusType expect);
+extern void bt_install_signal_handlers(void);
+extern bool bt_sleep_ms(int ms);
+extern int	bt_interrupt_exit_code(void);
+extern bool bt_extension_installed(PGconn *conn, char **version);
+extern bool bt_function_exists(PGconn *conn, const char *signature);
+extern bool bt_parse_common_option(int c, const char *arg);
+extern bool bt_parse_int(const char *arg, int min, int max, int *result);
+
+/* bingo_tune.c */
+struct option;
+extern int	bt_parse_simple_args(int argc, char **argv, const struct option *extra,
+								 const char *extra_short,
+								 bool (*handle) (int c, const char *arg),
+								 void (*help) (void));
+
+/* subcommands */
+extern int	bt_install_main(int argc, char **argv);
+extern int	bt_install(PGconn *conn);
+extern int	bt_compare_versions(const char *a, const char *b);
+extern int	bt_prepare_main(int argc, char **argv);
+extern int	bt_apply_main(int argc, char **argv);
+extern int	bt_apply(PGconn *conn);
+extern int	bt_report_main(int argc, char **argv);
+extern int	bt_check_main(int argc, char **argv);
+
+#endif							/* BINGO_TUNE_TOOL_COMMON_H */
