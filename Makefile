@@ -13,6 +13,7 @@ OBJS = \
 	builder.o \
 	catalog.o \
 	indexdef.o \
+	queryid.o \
 	apply.o
 
 EXTENSION = bingo_tune

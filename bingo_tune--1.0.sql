@@ -29,6 +29,14 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'bt_statement_check'
 LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
 
+-- The queryid pg_stat_statements gives a statement in this database, with
+-- its unqualified names looked up in schema; NULL (and a notice) while its
+-- tables do not exist.
+CREATE FUNCTION queryid(statement text, schema name DEFAULT 'public')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'bt_queryid'
+LANGUAGE C STRICT STABLE;
+
 --
 -- The watch catalog: one row per watched statement.
 --
@@ -193,9 +201,49 @@ CREATE VIEW last_apply AS
 -- Privileges: the catalog steers what a superuser worker builds, so only
 -- superusers (and the extension's owner) may change it.
 --
+GRANT USAGE ON SCHEMA bingo_tune TO PUBLIC;
 REVOKE ALL ON watch, events, last_apply FROM PUBLIC;
 REVOKE ALL ON SEQUENCE apply_run FROM PUBLIC;
 GRANT SELECT ON watch, events, last_apply TO pg_read_all_stats;
 REVOKE ALL ON PROCEDURE apply(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION advise() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION advise() TO pg_read_all_stats;
+
+-- ==== pre-deploy tool state (tools/) ====
+-- Written and read by the bingo_tune tool (tools/prepare.c); see
+-- tools/README.md.  Kept at the end of this script as one section.
+
+-- The prepare marker: one row per prepare-db run whose command exited 0 and
+-- left the tables filled.  A row here makes later prepare-db runs, on any
+-- node, skip the command.  Dumped with the data, since the data it vouches
+-- for is dumped too.
+CREATE TABLE prepared (
+	node		text NOT NULL,
+	db_user		name NOT NULL DEFAULT current_user,
+	command		text NOT NULL,
+	started_at	timestamptz NOT NULL,
+	finished_at	timestamptz NOT NULL DEFAULT clock_timestamp(),
+	rows		jsonb NOT NULL,
+	tool_version text NOT NULL
+);
+COMMENT ON TABLE prepared IS 'finished runs of bingo_tune prepare-db: the newest row makes later runs skip the command';
+COMMENT ON COLUMN prepared.node IS 'host name of the machine that ran the command';
+COMMENT ON COLUMN prepared.command IS 'program name of the command (its arguments are not recorded: they may hold secrets)';
+COMMENT ON COLUMN prepared.rows IS 'rows in each table the command had to fill, counted after it exited';
+SELECT pg_catalog.pg_extension_config_dump('prepared', '');
+
+-- A database setting changed by prepare-db --fast-load (synchronous_commit
+-- = off) while its command runs.  Written in the same transaction as the
+-- ALTER DATABASE; deleted in the same transaction as the restore.  A row
+-- left by a killed run is restored by the next run of the tool.
+CREATE TABLE fast_load (
+	database	name PRIMARY KEY,
+	previous	text,
+	set_at		timestamptz NOT NULL DEFAULT now(),
+	node		text NOT NULL
+);
+COMMENT ON TABLE fast_load IS 'synchronous_commit settings bingo_tune prepare-db --fast-load must restore';
+COMMENT ON COLUMN fast_load.previous IS 'the database''s own synchronous_commit before (NULL: it had none)';
+
+REVOKE ALL ON prepared, fast_load FROM PUBLIC;
+GRANT SELECT ON prepared, fast_load TO pg_read_all_stats;

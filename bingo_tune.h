@@ -102,6 +102,20 @@ typedef struct BtWantedIndex
  */
 extern List *bt_catalog_wanted_indexes(const char *only_statement);
 
+/* ---- queryid.c: matching statements the way pg_stat_statements does ---- */
+
+/*
+ * Compute the queryid pg_stat_statements gives the statement text sql when
+ * its unqualified names are looked up in schema (then pg_catalog).  $n
+ * parameters get the types the server infers, as when a driver sends them
+ * untyped.  Parses and analyses only; runs nothing.  Needs a transaction;
+ * errors (a table that does not exist yet, say) are caught in a
+ * subtransaction: returns false and, if why is not NULL, sets *why to the
+ * error message.
+ */
+extern bool bt_statement_queryid(const char *sql, const char *schema,
+								 uint64 *queryid, char **why);
+
 /* ---- builder.c: CREATE INDEX CONCURRENTLY in a dynamic worker ---- */
 
 typedef enum BtBuildOutcome

@@ -67,8 +67,31 @@ Datum
 bt_statement_check(PG_FUNCTION_ARGS)
 {
 	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	List	   *stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *stmts = NIL;
 	Node	   *stmt;
+
+	/*
+	 * A syntax error's position would point into the caller's query, not
+	 * into the statement; say plainly which text failed instead.
+	 */
+	PG_TRY();
+	{
+		stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(edata->sqlerrcode),
+				 errmsg("watched statement does not parse: %s", edata->message),
+				 errdetail("Statement: %s", sql)));
+	}
+	PG_END_TRY();
 
 	if (list_length(stmts) != 1)
 		ereport(ERROR,
