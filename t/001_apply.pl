@@ -66,8 +66,8 @@ unlike($caller->{stdout}, qr/apply-done/, 'apply has not returned while the snap
 # dies, failing the test, if apply does not return within the timeout.)
 $old->query_safe('COMMIT');
 $old->quit;
-$caller->query_until(qr/apply-done/, '');
-like($caller->{stdout}, qr/apply-done/, 'apply returns once the old snapshot is gone');
+my $done = $caller->query_until(qr/apply-done/, '');
+like($done, qr/apply-done/, 'apply returns once the old snapshot is gone');
 $caller->quit;
 
 is($node->safe_psql('postgres', q{
