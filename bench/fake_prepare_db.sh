@@ -63,7 +63,8 @@ db=()
 [ $have_conninfo -eq 0 ] || db=("$conninfo")
 psql_cmd=(psql -X -q -v ON_ERROR_STOP=1 ${db[@]+-d "${db[@]}"})
 
-echo "$prog: creating bingo's tables (pid $$)"
+echo "$prog: creating bingo's tables (pid $$, synchronous_commit" \
+	"$("${psql_cmd[@]}" -At -c 'SHOW synchronous_commit'))"
 "${psql_cmd[@]}" --single-transaction -o /dev/null <<SQL
 SET client_min_messages TO warning;
 DROP TABLE IF EXISTS sessions, customers, movies, schema_migrations;

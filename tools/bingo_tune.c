@@ -174,7 +174,7 @@ bt_parse_simple_args(int argc, char **argv, const struct option *extra,
 		{
 			bt_error("too many arguments for %s, starting with \"%s\"",
 					 argv[0], argv[bt_opts.conninfo ? optind : optind + 1]);
-			bt_hint("Give one connection string, as CONNINFO or with -d; quote it if it has spaces.");
+			bt_hint("Give one connection string, as CONNINFO or with -d, quoted if it has spaces; prepare-db wants \"--\" before its command.");
 			return BT_EXIT_USAGE;
 		}
 		bt_opts.conninfo = argv[optind];
