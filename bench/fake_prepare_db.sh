@@ -76,7 +76,14 @@ SQL
 
 if [ "$pause" -gt 0 ]; then
 	echo "$prog: pausing $pause s before loading"
-	sleep "$pause"
+	# stop at once on SIGTERM/SIGINT, taking the sleep along (a plain
+	# foreground sleep would outlive us and hold our stdout open)
+	sleep "$pause" &
+	sleeper=$!
+	trap 'kill $sleeper 2>/dev/null; exit 143' TERM
+	trap 'kill $sleeper 2>/dev/null; exit 130' INT
+	wait $sleeper
+	trap - TERM INT
 fi
 
 if [ $empty -eq 1 ]; then
