@@ -34,6 +34,9 @@
 #define FLOAT8OID	701
 #define NUMERICOID	1700
 
+/* table cells wider than this are cut (with "...") unless --verbose */
+#define BT_MAX_CELL_WIDTH	60
+
 static bool ropt_json = false;
 static const char *ropt_name = NULL;
 static int	ropt_runs = 3;
@@ -48,7 +51,7 @@ report_help(void)
 		   "  -d, --dbname=CONNINFO  database (or the PG* variables)\n"
 		   "      --json             print a JSON array of objects instead of a table\n"
 		   "  -q, --quiet            print errors and warnings only\n"
-		   "  -v, --verbose          also print the queries\n"
+		   "  -v, --verbose          print long texts in full; also print the queries\n"
 		   "  -h, --help             show this help, then exit\n\n");
 	printf("Exit codes: 0 printed, 1 error, 2 usage, 3 could not connect, 4 extension\n"
 		   "not installed, 5 the installed extension has no report().\n");
@@ -68,7 +71,7 @@ check_help(void)
 		   "  -r, --runs=N           run each statement N times (default 3)\n"
 		   "      --json             print a JSON array of objects instead of a table\n"
 		   "  -q, --quiet            print nothing but errors and the over-budget list\n"
-		   "  -v, --verbose          also print the queries\n"
+		   "  -v, --verbose          print long texts in full; also print the queries\n"
 		   "  -h, --help             show this help, then exit\n\n");
 	printf("Exit codes: 0 every statement within budget, 1 error, 2 usage, 3 could not\n"
 		   "connect, 4 extension not installed, 5 the installed extension has no\n"
@@ -118,6 +121,31 @@ is_numeric_type(Oid type)
 		type == NUMERICOID;
 }
 
+/*
+ * The text of a cell as shown in a table: cut to BT_MAX_CELL_WIDTH
+ * characters unless --verbose.  Returns a malloc'd string.
+ */
+static char *
+cell_text(const PGresult *res, int r, int c)
+{
+	const char *s = PQgetvalue(res, r, c);
+	const char *p;
+	int			chars = 0;
+	char	   *cut;
+
+	if (bt_opts.verbosity >= 2 || text_width(s) <= BT_MAX_CELL_WIDTH)
+		return pg_strdup(s);
+	for (p = s; *p; p++)
+	{
+		if ((*p & 0xC0) != 0x80 && chars++ == BT_MAX_CELL_WIDTH - 3)
+			break;
+	}
+	cut = pg_malloc(p - s + 4);
+	memcpy(cut, s, p - s);
+	strcpy(cut + (p - s), "...");
+	return cut;
+}
+
 static void
 print_padded(const char *s, int width, bool right)
 {
@@ -131,7 +159,7 @@ print_padded(const char *s, int width, bool right)
 
 /*
  * Print columns first..n-1 of a result as an aligned table, like psql's
- * (header, rule, rows, row count).
+ * (header, rule, rows, row count); numbers right-aligned, long texts cut.
  */
 static void
 print_table(const PGresult *res, int first)
@@ -147,10 +175,12 @@ print_table(const PGresult *res, int first)
 		width[c] = text_width(PQfname(res, c));
 		for (r = 0; r < nrows; r++)
 		{
-			int			w = text_width(PQgetvalue(res, r, c));
+			char	   *cell = cell_text(res, r, c);
+			int			w = text_width(cell);
 
 			if (w > width[c])
 				width[c] = w;
+			free(cell);
 		}
 	}
 	for (c = first; c < ncols; c++)
@@ -172,9 +202,11 @@ print_table(const PGresult *res, int first)
 	{
 		for (c = first; c < ncols; c++)
 		{
+			char	   *cell = cell_text(res, r, c);
+
 			printf(c > first ? " | " : " ");
-			print_padded(PQgetvalue(res, r, c), width[c],
-						 is_numeric_type(PQftype(res, c)));
+			print_padded(cell, width[c], is_numeric_type(PQftype(res, c)));
+			free(cell);
 		}
 		printf("\n");
 	}
