@@ -1,0 +1,936 @@
+/*-------------------------------------------------------------------------
+ *
+ * report.c
+ *		The budget report: report(), reset(), check(), before_after(), and
+ *		the catalog pass that tells stats.c which statements to track.
+ *
+ * The catalog pass (bt_watch_sync) reads bingo_tune.watch, computes each
+ * statement's queryid in this database (queryid.c), registers it with
+ * stats.c and forgets entries whose statement left the catalog or whose
+ * tables were recreated (new queryid).  It runs in report(), reset(),
+ * check(), in a statement trigger on the catalog, and in each watcher pass
+ * (bt_stats_sync), so runs are tracked as soon as the app's tables exist.
+ *
+ * Privileges.  The catalog is read as its owner, so that a role granted
+ * EXECUTE on report() without being a member of pg_read_all_stats sees the
+ * figures; the statement texts are shown only to those who may see them in
+ * pg_stat_statements: superusers and members of pg_read_all_stats.  The
+ * install script grants report(), check() and before_after() to
+ * pg_read_all_stats and leaves reset() to superusers.
+ *
+ * check() runs each statement in the caller's session, as the caller,
+ * `runs` times.  Each run gets its own subtransaction, always rolled back
+ * (a watched DELETE changes nothing), and its own timer just above the
+ * budget: a statement_timeout set inside a function would not be armed for
+ * the statements it runs, so check() arms a timeout of its own, and a run
+ * cut off by it comes back as a row instead of aborting the call.  A cancel
+ * from the client, or the caller's own statement_timeout, still aborts it.
+ * Rows go to a discarding receiver.  Which indexes the plan uses is read
+ * from the plan the planner makes for the sample values.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/plannodes.h"
+#include "optimizer/optimizer.h"
+#include "parser/analyze.h"
+#include "parser/parse_node.h"
+#include "parser/parse_param.h"
+#include "parser/parser.h"
+#include "portability/instr_time.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/syscache.h"
+#include "utils/timeout.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "bingo_tune.h"
+
+PG_FUNCTION_INFO_V1(bt_report);
+PG_FUNCTION_INFO_V1(bt_reset);
+PG_FUNCTION_INFO_V1(bt_check);
+PG_FUNCTION_INFO_V1(bt_before_after);
+PG_FUNCTION_INFO_V1(bt_watch_changed);
+
+/* One row of bingo_tune.watch, and its queryid here if it has one. */
+typedef struct BtWatched
+{
+	char	   *name;
+	char	   *statement;
+	char	   *schema;
+	double		budget_ms;
+	double		percentile;
+	int			nindexes;
+	char	  **indexes;		/* definitions as stored */
+	int			nparams;
+	char	  **params;			/* sample values for $1, $2, ... */
+	bool		matched;		/* queryid computed */
+	uint64		queryid;
+	char	   *why;			/* why not, if not */
+} BtWatched;
+
+/*---- Local state ----*/
+
+/* check()'s own timeout, registered on first use */
+static TimeoutId bt_check_timeout_id = MAX_TIMEOUTS;
+static volatile sig_atomic_t bt_check_timed_out = false;
+
+/*---- Function declarations ----*/
+
+static void bt_materialize(FunctionCallInfo fcinfo);
+static char **bt_text_array(Datum arr, int *n);
+static List *bt_watch_read(const char *only);
+static List *bt_watch_sync(const char *only);
+static char *bt_index_summary(BtWatched *w, List **present_oids);
+static char *bt_fmt_ms(double ms);
+static void bt_check_timeout_handler(void);
+static Oid *bt_param_types(const char *sql, int *nparams);
+static ParamListInfo bt_param_values(BtWatched *w, Oid *types, int ntypes);
+static void bt_plan_indexes(Plan *plan, List **oids);
+static void bt_check_one(ReturnSetInfo *rsinfo, BtWatched *w, int runs);
+
+/*
+ * Set up a materialised set-returning function.
+ */
+static void
+bt_materialize(FunctionCallInfo fcinfo)
+{
+#if PG_VERSION_NUM >= 150000
+	InitMaterializedSRF(fcinfo, 0);
+#else
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TupleDesc	tupdesc;
+	MemoryContext oldcxt;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = tuplestore_begin_heap(true, false, work_mem);
+	rsinfo->setDesc = CreateTupleDescCopy(tupdesc);
+	MemoryContextSwitchTo(oldcxt);
+#endif
+}
+
+/* C strings of a text[] (nulls become empty strings; the trigger refuses them) */
+static char **
+bt_text_array(Datum arr, int *n)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	char	  **out;
+
+	deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, n);
+	out = palloc(sizeof(char *) * Max(*n, 1));
+	for (int i = 0; i < *n; i++)
+		out[i] = nulls[i] ? pstrdup("") : TextDatumGetCString(elems[i]);
+	return out;
+}
+
+/*
+ * Read the watch catalog (one row, or all in priority order) as the
+ * catalog's owner.  The result is allocated in the caller's context.
+ */
+static List *
+bt_watch_read(const char *only)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	Oid			nsp = get_namespace_oid(BT_SCHEMA, false);
+	Oid			relid = get_relname_relid("watch", nsp);
+	HeapTuple	tup;
+	Oid			owner;
+	Oid			save_userid;
+	int			save_sec;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	char		nulls[1] = {' '};
+	int			ret;
+	List	   *rows = NIL;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table bingo_tune.watch does not exist"),
+				 errhint("Run CREATE EXTENSION bingo_tune CASCADE in this database.")));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+
+	args[0] = only ? CStringGetTextDatum(only) : (Datum) 0;
+	if (only == NULL)
+		nulls[0] = 'n';
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+
+	SPI_connect();
+	ret = SPI_execute_with_args("SELECT name, statement, schema,"
+								" extract(epoch FROM budget) * 1000, percentile,"
+								" indexes, params"
+								" FROM bingo_tune.watch"
+								" WHERE $1 IS NULL OR name = $1"
+								" ORDER BY priority, name",
+								1, argtypes, args, nulls, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read bingo_tune.watch: %s", SPI_result_code_string(ret));
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		MemoryContext spicxt = MemoryContextSwitchTo(outer);
+		BtWatched  *w = palloc0(sizeof(BtWatched));
+
+		w->name = SPI_getvalue(row, desc, 1);
+		w->statement = SPI_getvalue(row, desc, 2);
+		w->schema = SPI_getvalue(row, desc, 3);
+		w->budget_ms = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+														  SPI_getbinval(row, desc, 4, &isnull)));
+		w->percentile = DatumGetFloat8(SPI_getbinval(row, desc, 5, &isnull));
+		w->indexes = bt_text_array(SPI_getbinval(row, desc, 6, &isnull), &w->nindexes);
+		w->params = bt_text_array(SPI_getbinval(row, desc, 7, &isnull), &w->nparams);
+		rows = lappend(rows, w);
+		MemoryContextSwitchTo(spicxt);
+	}
+	SPI_finish();
+
+	SetUserIdAndSecContext(save_userid, save_sec);
+
+	if (only != NULL && rows == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("watched statement \"%s\" does not exist", only),
+				 errhint("SELECT name FROM bingo_tune.watch lists the watched statements.")));
+	return rows;
+}
+
+/*
+ * The catalog pass: read every row, compute its queryid here, register it
+ * for tracking and forget what left the catalog.  Returns the rows (only
+ * the one named, if only is not NULL).
+ */
+static List *
+bt_watch_sync(const char *only)
+{
+	List	   *rows = bt_watch_read(NULL);
+	List	   *result = NIL;
+	uint64	   *keep = palloc(sizeof(uint64) * Max(list_length(rows), 1));
+	int			nkeep = 0;
+	bool		tracking = bt_shmem_ready();
+	ListCell   *lc;
+
+	foreach(lc, rows)
+	{
+		BtWatched  *w = lfirst(lc);
+
+		w->matched = bt_statement_queryid(w->statement, w->schema, &w->queryid, &w->why);
+		if (w->matched && tracking)
+		{
+			List	   *canon = NIL;
+
+			for (int i = 0; i < w->nindexes; i++)
+				canon = lappend(canon,
+								bt_indexdef_canonical(bt_indexdef_parse(w->indexes[i], w->schema)));
+			(void) bt_stats_register(MyDatabaseId, w->queryid, w->name, canon);
+			keep[nkeep++] = w->queryid;
+		}
+		if (only == NULL || strcmp(w->name, only) == 0)
+			result = lappend(result, w);
+	}
+	if (tracking)
+		bt_stats_prune(MyDatabaseId, keep, nkeep);
+
+	if (only != NULL && result == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("watched statement \"%s\" does not exist", only),
+				 errhint("SELECT name FROM bingo_tune.watch lists the watched statements.")));
+	return result;
+}
+
+void
+bt_stats_sync(void)
+{
+	(void) bt_watch_sync(NULL);
+}
+
+/*
+ * "2/3 present"; *present_oids (if not NULL) gets the OIDs of the valid
+ * indexes that match the statement's definitions.
+ */
+static char *
+bt_index_summary(BtWatched *w, List **present_oids)
+{
+	int			present = 0;
+
+	for (int i = 0; i < w->nindexes; i++)
+	{
+		BtIndexDef *def = bt_indexdef_parse(w->indexes[i], w->schema);
+		Oid			relid;
+		Oid			found;
+
+		if (bt_index_state(def, &relid, &found) == BT_INDEX_PRESENT)
+		{
+			present++;
+			if (present_oids)
+				*present_oids = lappend_oid(*present_oids, found);
+		}
+	}
+	return psprintf("%d/%d present", present, w->nindexes);
+}
+
+/* "9.8 s", "450 ms", "0.14 ms" */
+static char *
+bt_fmt_ms(double ms)
+{
+	if (ms < 0)
+		return pstrdup("-");
+	if (ms >= 1000)
+		return psprintf("%.3g s", ms / 1000);
+	return psprintf("%.3g ms", ms);
+}
+
+static inline Datum
+bt_ms_datum(double ms, bool *isnull)
+{
+	*isnull = (ms < 0);
+	return Float8GetDatum(ms < 0 ? 0 : ms);
+}
+
+/*
+ * report() returns setof (name, queryid, calls, failed, mean_ms, p50_ms,
+ * p90_ms, p99_ms, max_ms, failed_max_ms, budget_ms, percentile,
+ * observed_ms, headroom_pct, indexes, status, since, statement)
+ */
+Datum
+bt_report(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Oid			caller = GetUserId();
+	bool		see_text = superuser() || has_privs_of_role(caller, ROLE_PG_READ_ALL_STATS);
+	List	   *rows;
+	ListCell   *lc;
+
+	bt_require_preload("bingo_tune.report()");
+	bt_materialize(fcinfo);
+
+	rows = bt_watch_sync(NULL);
+	foreach(lc, rows)
+	{
+		BtWatched  *w = lfirst(lc);
+		Datum		values[18];
+		bool		nulls[18];
+		BtStatsSnapshot *snap = palloc(sizeof(BtStatsSnapshot));
+		bool		tracked = w->matched && bt_stats_fetch(MyDatabaseId, w->queryid, snap);
+		BtLatencySummary sum;
+		BtHistogram *all;
+		double		observed = -1;
+		const char *status;
+
+		memset(nulls, 0, sizeof(nulls));
+		if (tracked)
+		{
+			bt_hist_summarize(&snap->done, &snap->failed, &sum);
+			/* the budgeted percentile over every run, failed ones at how long they ran */
+			all = palloc(sizeof(BtHistogram));
+			memcpy(all, &snap->done, sizeof(BtHistogram));
+			bt_hist_merge(all, &snap->failed);
+			observed = bt_hist_percentile(all, w->percentile);
+		}
+		else
+		{
+			memset(&sum, 0, sizeof(sum));
+			sum.mean_ms = sum.p50_ms = sum.p90_ms = sum.p99_ms = -1;
+			sum.max_ms = sum.failed_max_ms = -1;
+		}
+
+		if (w->matched && !tracked)
+			status = "not tracked";
+		else if (sum.calls + sum.failed == 0)
+			status = "not seen";
+		else if (observed > w->budget_ms)
+			status = "over budget";
+		else if (observed > w->budget_ms / 2 || sum.failed > 0)
+			status = "at risk";
+		else
+			status = "ok";
+
+		values[0] = CStringGetTextDatum(w->name);
+		values[1] = Int64GetDatum((int64) w->queryid);
+		nulls[1] = !w->matched;
+		values[2] = Int64GetDatum(sum.calls);
+		values[3] = Int64GetDatum(sum.failed);
+		values[4] = bt_ms_datum(sum.mean_ms, &nulls[4]);
+		values[5] = bt_ms_datum(sum.p50_ms, &nulls[5]);
+		values[6] = bt_ms_datum(sum.p90_ms, &nulls[6]);
+		values[7] = bt_ms_datum(sum.p99_ms, &nulls[7]);
+		values[8] = bt_ms_datum(sum.max_ms, &nulls[8]);
+		values[9] = bt_ms_datum(sum.failed_max_ms, &nulls[9]);
+		values[10] = Float8GetDatum(w->budget_ms);
+		values[11] = Float8GetDatum(w->percentile);
+		values[12] = bt_ms_datum(observed, &nulls[12]);
+		values[13] = Float8GetDatum(100.0 * (w->budget_ms - observed) / w->budget_ms);
+		nulls[13] = (observed < 0);
+		values[14] = CStringGetTextDatum(bt_index_summary(w, NULL));
+		values[15] = CStringGetTextDatum(status);
+		values[16] = TimestampTzGetDatum(snap->since);
+		nulls[16] = !tracked;
+		values[17] = CStringGetTextDatum(w->statement);
+		nulls[17] = !see_text;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * reset(name text DEFAULT NULL): clear one watched statement's figures, or
+ * all of this database's.
+ */
+Datum
+bt_reset(PG_FUNCTION_ARGS)
+{
+	char	   *only = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	List	   *rows;
+
+	bt_require_preload("bingo_tune.reset()");
+	rows = bt_watch_sync(only);
+	if (only == NULL)
+		(void) bt_stats_reset(MyDatabaseId, UINT64CONST(0));
+	else
+	{
+		BtWatched  *w = linitial(rows);
+
+		if (w->matched)
+			(void) bt_stats_reset(MyDatabaseId, w->queryid);
+	}
+	PG_RETURN_VOID();
+}
+
+/*
+ * before_after() returns, for each watched statement an index build served,
+ * its figures before the last build and since then.
+ */
+Datum
+bt_before_after(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	List	   *rows;
+	ListCell   *lc;
+
+	bt_require_preload("bingo_tune.before_after()");
+	bt_materialize(fcinfo);
+
+	rows = bt_watch_sync(NULL);
+	foreach(lc, rows)
+	{
+		BtWatched  *w = lfirst(lc);
+		BtStatsSnapshot *snap = palloc(sizeof(BtStatsSnapshot));
+		BtLatencySummary after;
+		BtLatencySummary *before;
+		Datum		values[19];
+		bool		nulls[19];
+
+		if (!w->matched || !bt_stats_fetch(MyDatabaseId, w->queryid, snap) ||
+			!snap->has_before)
+			continue;
+		before = &snap->before;
+		bt_hist_summarize(&snap->done, &snap->failed, &after);
+
+		memset(nulls, 0, sizeof(nulls));
+		values[0] = CStringGetTextDatum(w->name);
+		values[1] = CStringGetTextDatum(snap->built);
+		values[2] = TimestampTzGetDatum(snap->built_at);
+		values[3] = Int64GetDatum(before->calls);
+		values[4] = Int64GetDatum(before->failed);
+		values[5] = bt_ms_datum(before->p50_ms, &nulls[5]);
+		values[6] = bt_ms_datum(before->p90_ms, &nulls[6]);
+		values[7] = bt_ms_datum(before->p99_ms, &nulls[7]);
+		values[8] = bt_ms_datum(before->mean_ms, &nulls[8]);
+		values[9] = bt_ms_datum(before->max_ms, &nulls[9]);
+		values[10] = TimestampTzGetDatum(before->since);
+		values[11] = Int64GetDatum(after.calls);
+		values[12] = Int64GetDatum(after.failed);
+		values[13] = bt_ms_datum(after.p50_ms, &nulls[13]);
+		values[14] = bt_ms_datum(after.p90_ms, &nulls[14]);
+		values[15] = bt_ms_datum(after.p99_ms, &nulls[15]);
+		values[16] = bt_ms_datum(after.mean_ms, &nulls[16]);
+		values[17] = bt_ms_datum(after.max_ms, &nulls[17]);
+		values[18] = CStringGetTextDatum(psprintf("%s: p50 %s -> %s, p90 %s -> %s, failed %lld -> %lld",
+												  w->name,
+												  bt_fmt_ms(before->p50_ms), bt_fmt_ms(after.p50_ms),
+												  bt_fmt_ms(before->p90_ms), bt_fmt_ms(after.p90_ms),
+												  (long long) before->failed, (long long) after.failed));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * Statement trigger on bingo_tune.watch: track what the catalog now says.
+ */
+Datum
+bt_watch_changed(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("bingo_tune.watch_changed() must be called as a trigger")));
+	if (bt_shmem_ready())
+		bt_stats_sync();
+	return PointerGetDatum(NULL);
+}
+
+/* ---------------------------------------------------------------------
+ * check()
+ * ---------------------------------------------------------------------
+ */
+
+/* SIGALRM context: ask for a cancel, and say it was ours */
+static void
+bt_check_timeout_handler(void)
+{
+	bt_check_timed_out = true;
+	InterruptPending = true;
+	QueryCancelPending = true;
+	SetLatch(MyLatch);
+}
+
+/*
+ * The types the server infers for sql's $n, as for an untyped driver
+ * parameter (unresolved ones become text).  search_path must be set.
+ */
+static Oid *
+bt_param_types(const char *sql, int *nparams)
+{
+	List	   *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+	ParseState *pstate;
+	Query	   *query;
+	Oid		   *types = NULL;
+	int			n = 0;
+
+	if (list_length(raw) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a watched statement must be exactly one statement")));
+	pstate = make_parsestate(NULL);
+	pstate->p_sourcetext = sql;
+#if PG_VERSION_NUM >= 150000
+	setup_parse_variable_parameters(pstate, &types, &n);
+#else
+	parse_variable_parameters(pstate, &types, &n);
+#endif
+	query = transformTopLevelStmt(pstate, linitial_node(RawStmt, raw));
+	check_variable_parameters(pstate, query);
+	free_parsestate(pstate);
+
+	for (int i = 0; i < n; i++)
+		if (!OidIsValid(types[i]) || types[i] == UNKNOWNOID)
+			types[i] = TEXTOID;
+	*nparams = n;
+	return types;
+}
+
+/* The catalog's sample values, converted to the parameters' types. */
+static ParamListInfo
+bt_param_values(BtWatched *w, Oid *types, int ntypes)
+{
+	ParamListInfo params;
+
+	if (ntypes == 0)
+		return NULL;
+	if (w->nparams < ntypes)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("watched statement \"%s\" needs %d sample values, has %d",
+						w->name, ntypes, w->nparams),
+				 errhint("Set bingo_tune.watch.params to one value for each of $1 .. $%d.", ntypes)));
+	params = makeParamList(ntypes);
+	for (int i = 0; i < ntypes; i++)
+	{
+		ParamExternData *prm = &params->params[i];
+		Oid			typinput;
+		Oid			typioparam;
+
+		getTypeInputInfo(types[i], &typinput, &typioparam);
+		prm->value = OidInputFunctionCall(typinput, w->params[i], typioparam, -1);
+		prm->isnull = false;
+		prm->pflags = PARAM_FLAG_CONST;
+		prm->ptype = types[i];
+	}
+	return params;
+}
+
+/* Collect the OIDs of the indexes a plan tree scans. */
+static void
+bt_plan_indexes(Plan *plan, List **oids)
+{
+	ListCell   *lc;
+
+	if (plan == NULL)
+		return;
+	switch (nodeTag(plan))
+	{
+		case T_IndexScan:
+			*oids = list_append_unique_oid(*oids, ((IndexScan *) plan)->indexid);
+			break;
+		case T_IndexOnlyScan:
+			*oids = list_append_unique_oid(*oids, ((IndexOnlyScan *) plan)->indexid);
+			break;
+		case T_BitmapIndexScan:
+			*oids = list_append_unique_oid(*oids, ((BitmapIndexScan *) plan)->indexid);
+			break;
+		case T_Append:
+			foreach(lc, ((Append *) plan)->appendplans)
+				bt_plan_indexes(lfirst(lc), oids);
+			break;
+		case T_MergeAppend:
+			foreach(lc, ((MergeAppend *) plan)->mergeplans)
+				bt_plan_indexes(lfirst(lc), oids);
+			break;
+		case T_BitmapAnd:
+			foreach(lc, ((BitmapAnd *) plan)->bitmapplans)
+				bt_plan_indexes(lfirst(lc), oids);
+			break;
+		case T_BitmapOr:
+			foreach(lc, ((BitmapOr *) plan)->bitmapplans)
+				bt_plan_indexes(lfirst(lc), oids);
+			break;
+		case T_SubqueryScan:
+			bt_plan_indexes(((SubqueryScan *) plan)->subplan, oids);
+			break;
+		case T_CustomScan:
+			foreach(lc, ((CustomScan *) plan)->custom_plans)
+				bt_plan_indexes(lfirst(lc), oids);
+			break;
+		default:
+			break;
+	}
+	bt_plan_indexes(plan->lefttree, oids);
+	bt_plan_indexes(plan->righttree, oids);
+}
+
+/*
+ * Run one watched statement `runs` times and add its row.  Connected to
+ * SPI; CurrentMemoryContext is SPI's procedure context.
+ */
+static void
+bt_check_one(ReturnSetInfo *rsinfo, BtWatched *w, int runs)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	int			nestlevel;
+	Oid		   *volatile types = NULL;
+	volatile int ntypes = 0;
+	SPIPlanPtr volatile plan = NULL;
+	ParamListInfo volatile params = NULL;
+	char	   *volatile error = NULL;
+	double	   *times = palloc(sizeof(double) * runs);
+	volatile int ndone = 0;
+	volatile int ntimeouts = 0;
+	List	   *volatile plan_oids = NIL;
+	List	   *present = NIL;
+	double		slack = Max(w->budget_ms * 0.1, 20.0);
+	int			timeout_ms = (int) Min(ceil(w->budget_ms + slack), (double) INT_MAX);
+	double		observed = -1;
+	Datum		values[12];
+	bool		nulls[12];
+	Datum	   *elems;
+	int			nelems;
+	ListCell   *lc;
+
+	/* the statement's tables are found the way queryid.c finds them */
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path",
+							 psprintf("%s, pg_catalog", quote_identifier(w->schema)),
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+
+	/* prepare: infer the parameter types, convert the sample values */
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		int			n;
+
+		types = bt_param_types(w->statement, &n);
+		ntypes = n;
+		params = bt_param_values(w, types, n);
+		plan = SPI_prepare(w->statement, n, types);
+		if (plan == NULL)
+			elog(ERROR, "could not prepare watched statement \"%s\": %s",
+				 w->name, SPI_result_code_string(SPI_result));
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+		error = edata->message;
+	}
+	PG_END_TRY();
+
+	if (bt_check_timeout_id == MAX_TIMEOUTS)
+		bt_check_timeout_id = RegisterTimeout(USER_TIMEOUT, bt_check_timeout_handler);
+
+	for (volatile int run = 0; run < runs && error == NULL; run++)
+	{
+		instr_time	start;
+		instr_time	elapsed;
+
+		CHECK_FOR_INTERRUPTS();
+		bt_check_timed_out = false;
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(cxt);
+		INSTR_TIME_SET_CURRENT(start);
+		PG_TRY();
+		{
+			SPIExecuteOptions opts;
+			int			ret;
+
+			memset(&opts, 0, sizeof(opts));
+			opts.params = params;
+			opts.read_only = false;
+			opts.dest = None_Receiver;
+
+			enable_timeout_after(bt_check_timeout_id, timeout_ms);
+			ret = SPI_execute_plan_extended(plan, &opts);
+			disable_timeout(bt_check_timeout_id, false);
+			INSTR_TIME_SET_CURRENT(elapsed);
+			INSTR_TIME_SUBTRACT(elapsed, start);
+			if (ret < 0)
+				elog(ERROR, "could not run watched statement \"%s\": %s",
+					 w->name, SPI_result_code_string(ret));
+			times[ndone++] = INSTR_TIME_GET_MILLISEC(elapsed);
+
+			/* a check changes nothing */
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+			bool		ours = bt_check_timed_out;
+
+			disable_timeout(bt_check_timeout_id, false);
+			INSTR_TIME_SET_CURRENT(elapsed);
+			INSTR_TIME_SUBTRACT(elapsed, start);
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+
+			if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && ours)
+			{
+				times[ndone++] = INSTR_TIME_GET_MILLISEC(elapsed);
+				ntimeouts++;
+			}
+			else if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+				ReThrowError(edata);	/* the client's cancel stops check() */
+			else
+				error = edata->message;
+		}
+		PG_END_TRY();
+	}
+
+	/* which indexes the plan for the sample values uses */
+	if (error == NULL)
+	{
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(cxt);
+		PG_TRY();
+		{
+			List	   *raw = raw_parser(w->statement, RAW_PARSE_DEFAULT);
+			List	   *queries;
+			ListCell   *lq;
+			List	   *oids = NIL;
+
+#if PG_VERSION_NUM >= 150000
+			queries = pg_analyze_and_rewrite_fixedparams(linitial_node(RawStmt, raw),
+														 w->statement, types, ntypes, NULL);
+#else
+			queries = pg_analyze_and_rewrite(linitial_node(RawStmt, raw),
+											 w->statement, types, ntypes, NULL);
+#endif
+			foreach(lq, queries)
+			{
+				Query	   *q = lfirst_node(Query, lq);
+				PlannedStmt *pstmt;
+				ListCell   *ls;
+
+				if (q->commandType == CMD_UTILITY)
+					continue;
+				pstmt = pg_plan_query(q, w->statement, CURSOR_OPT_PARALLEL_OK, params);
+				bt_plan_indexes(pstmt->planTree, &oids);
+				foreach(ls, pstmt->subplans)
+					bt_plan_indexes(lfirst(ls), &oids);
+			}
+			plan_oids = oids;
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+			if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+				ReThrowError(edata);
+			error = edata->message;
+		}
+		PG_END_TRY();
+	}
+
+	AtEOXact_GUC(true, nestlevel);
+
+	/* the budgeted percentile of the runs (nearest rank); cut-off runs count as what they ran */
+	if (ndone > 0)
+	{
+		double	   *sorted = palloc(sizeof(double) * ndone);
+		int			rank;
+
+		memcpy(sorted, times, sizeof(double) * ndone);
+		for (int i = 1; i < ndone; i++)
+		{
+			double		v = sorted[i];
+			int			j = i - 1;
+
+			while (j >= 0 && sorted[j] > v)
+			{
+				sorted[j + 1] = sorted[j];
+				j--;
+			}
+			sorted[j + 1] = v;
+		}
+		rank = (int) ceil(w->percentile / 100.0 * ndone);
+		rank = Max(1, Min(ndone, rank));
+		observed = sorted[rank - 1];
+	}
+
+	memset(nulls, 0, sizeof(nulls));
+	values[0] = CStringGetTextDatum(w->name);
+	values[1] = Int32GetDatum(ndone);
+	elems = palloc(sizeof(Datum) * Max(ndone, 1));
+	for (int i = 0; i < ndone; i++)
+		elems[i] = Float8GetDatum(times[i]);
+	values[2] = PointerGetDatum(construct_array(elems, ndone, FLOAT8OID, sizeof(float8),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[3] = BoolGetDatum(error == NULL && ntimeouts == 0 && observed >= 0 &&
+							 observed <= w->budget_ms);
+	values[4] = Float8GetDatum(w->budget_ms);
+	values[5] = Float8GetDatum(w->percentile);
+	values[6] = bt_ms_datum(observed, &nulls[6]);
+	values[7] = Int32GetDatum(ntimeouts);
+	if (error != NULL)
+		values[8] = CStringGetTextDatum(psprintf("error: %s", error));
+	else if (ntimeouts > 0)
+		values[8] = CStringGetTextDatum(psprintf("timeout: cut off after %d ms", timeout_ms));
+	else if (observed > w->budget_ms)
+		values[8] = CStringGetTextDatum("over budget");
+	else
+		values[8] = CStringGetTextDatum("ok");
+	values[9] = CStringGetTextDatum(bt_index_summary(w, &present));
+
+	/* the statement's own indexes that the plan uses, then every index it uses */
+	nelems = 0;
+	elems = palloc(sizeof(Datum) * Max(list_length(plan_oids), 1));
+	foreach(lc, present)
+	{
+		Oid			ioid = lfirst_oid(lc);
+		char	   *name = get_rel_name(ioid);
+
+		if (name != NULL && list_member_oid(plan_oids, ioid))
+			elems[nelems++] = CStringGetTextDatum(name);
+	}
+	values[10] = PointerGetDatum(construct_array(elems, nelems, TEXTOID, -1, false, TYPALIGN_INT));
+	nelems = 0;
+	foreach(lc, plan_oids)
+	{
+		char	   *name = get_rel_name(lfirst_oid(lc));
+
+		if (name != NULL)
+			elems[nelems++] = CStringGetTextDatum(name);
+	}
+	values[11] = PointerGetDatum(construct_array(elems, nelems, TEXTOID, -1, false, TYPALIGN_INT));
+
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * check(name text DEFAULT NULL, runs integer DEFAULT 3) returns setof
+ * (name, runs, times_ms, within_budget, budget_ms, percentile, observed_ms,
+ * timeouts, outcome, indexes, indexes_used, plan_indexes)
+ */
+Datum
+bt_check(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *only = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	int			runs = PG_ARGISNULL(1) ? 3 : PG_GETARG_INT32(1);
+	List	   *rows;
+	ListCell   *lc;
+
+	if (runs < 1 || runs > 1000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("runs must be between 1 and 1000, not %d", runs)));
+
+	bt_materialize(fcinfo);
+	rows = bt_watch_sync(only);
+
+	SPI_connect();
+	foreach(lc, rows)
+		bt_check_one(rsinfo, lfirst(lc), runs);
+	SPI_finish();
+
+	return (Datum) 0;
+}

@@ -1,0 +1,860 @@
+/*-------------------------------------------------------------------------
+ *
+ * stats.c
+ *		Per-statement latency histograms in shared memory, and the executor
+ *		hooks that fill them.
+ *
+ * What is kept.  One entry per watched statement and database, keyed by
+ * (database OID, queryid), at most bingo_tune.max_watched entries in all.
+ * An entry holds two histograms: completed runs, and runs that ended in an
+ * error (cancel, statement_timeout, client gone) by how long they ran.  A
+ * histogram has fixed log-spaced buckets (ratio BT_HIST_RATIO from
+ * BT_HIST_MIN_MS to BT_HIST_MAX_MS, plus one bucket below and one above),
+ * and the exact count, sum, min and max; a percentile is interpolated
+ * geometrically inside its bucket and clamped to [min, max], so it is
+ * within 5 % of the true value.  An entry also keeps a summary of the
+ * figures from before the last index build that served it (see
+ * bt_stats_index_built), so the report can show what the build bought.
+ *
+ * Who fills the table.  Entries are created by bt_stats_register(), which
+ * report.c's catalog pass (report(), reset(), check(), the catalog trigger,
+ * and the watcher through bt_stats_sync()) calls for each watched statement
+ * whose queryid it could compute.  The hooks never read the catalog.
+ *
+ * What the hooks time.  Only top-level runs (nesting level 0, as in
+ * pg_stat_statements: statements run by functions, procedures, DO blocks,
+ * EXPLAIN ANALYZE or check() are not counted), in regular backends.  The
+ * clock starts in ExecutorStart and stops in ExecutorEnd.  ExecutorEnd is
+ * skipped when a run fails, so ExecutorStart notes the running statement in
+ * bt_running, and the transaction / subtransaction abort callbacks count it
+ * as failed, with how long it ran.
+ *
+ * Locking.  bt_stats->lock (an LWLock of tranche "bingo_tune_stats")
+ * protects the hash table: shared to look an entry up and update its
+ * counters, exclusive to add, remove or reset entries.  The counters of an
+ * entry are updated under its spinlock (mutex), so concurrent backends
+ * holding the shared lock do not lose increments.  Before taking any lock
+ * the hook tests a 4096-bit filter of the registered queryids, read without
+ * a lock: an unwatched statement almost always costs that one memory read;
+ * a false positive costs one hash lookup.  Bits are only set under the
+ * exclusive lock, and a rebuild after removals never clears the bit of an
+ * entry that remains, so a watched statement is never missed.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "common/hashfn.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "port/atomics.h"
+#include "portability/instr_time.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "tcop/utility.h"
+#include "utils/hsearch.h"
+#include "utils/timestamp.h"
+
+#include "bingo_tune.h"
+
+/* Bits in the lock-free pre-filter of registered queryids. */
+#define BT_FILTER_WORDS		64
+#define BT_FILTER_BITS		(BT_FILTER_WORDS * 64)
+
+/* hashed as bytes: no implicit padding, every byte is set */
+typedef struct BtStatsKey
+{
+	uint64		queryid;
+	Oid			dboid;
+	uint32		pad;			/* always 0 */
+} BtStatsKey;
+
+typedef struct BtStatsEntry
+{
+	BtStatsKey	key;			/* hash key: must be first */
+	slock_t		mutex;			/* protects everything below */
+	char		name[NAMEDATALEN];	/* watch name, for messages */
+	int			nindexes;
+	uint64		index_hash[BT_STATS_MAX_INDEXES];	/* hashes of canonical defs */
+	TimestampTz since;			/* counters start here */
+	BtHistogram done;			/* completed runs */
+	BtHistogram failed;			/* failed runs, by how long they ran */
+	bool		has_before;
+	BtLatencySummary before;	/* figures before the last build */
+	TimestampTz built_at;		/* when that build finished */
+	char		built[BT_BUILT_MAXLEN]; /* index(es) built then */
+} BtStatsEntry;
+
+typedef struct BtStatsShared
+{
+	LWLock	   *lock;
+	bool		full_warned;	/* said once that the table is full */
+	pg_atomic_uint64 filter[BT_FILTER_WORDS];
+} BtStatsShared;
+
+/* The run of a watched statement this backend has in flight, if any. */
+typedef struct BtRunning
+{
+	bool		active;
+	QueryDesc  *queryDesc;
+	BtStatsKey	key;
+	SubTransactionId subid;
+	instr_time	start;
+} BtRunning;
+
+/*---- GUC variables (defined in bingo_tune.c) ----*/
+
+/*---- Local state ----*/
+
+static BtStatsShared *bt_stats = NULL;
+static HTAB *bt_stats_hash = NULL;
+
+static int	bt_nesting_level = 0;
+static BtRunning bt_running;
+
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+static ExecutorRun_hook_type prev_ExecutorRun = NULL;
+static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
+static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+/*---- Function declarations ----*/
+
+static void bt_ExecutorStart(QueryDesc *queryDesc, int eflags);
+#if PG_VERSION_NUM >= 180000
+static void bt_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction,
+						   uint64 count);
+#else
+static void bt_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction,
+						   uint64 count, bool execute_once);
+#endif
+static void bt_ExecutorFinish(QueryDesc *queryDesc);
+static void bt_ExecutorEnd(QueryDesc *queryDesc);
+static void bt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+							  bool readOnlyTree,
+							  ProcessUtilityContext context, ParamListInfo params,
+							  QueryEnvironment *queryEnv,
+							  DestReceiver *dest, QueryCompletion *qc);
+static void bt_xact_callback(XactEvent event, void *arg);
+static void bt_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+								SubTransactionId parentSubid, void *arg);
+
+static int	bt_bucket_of(double ms);
+static void bt_hist_reset(BtHistogram *h);
+static void bt_hist_add(BtHistogram *h, int bucket, double ms);
+static void bt_stats_record(const BtStatsKey *key, double ms, bool failed);
+static void bt_filter_rebuild(void);
+static BtStatsKey bt_make_key(Oid dboid, uint64 queryid);
+
+/* ---------------------------------------------------------------------
+ * Histograms
+ * ---------------------------------------------------------------------
+ */
+
+/* lower bound of bucket i (1 .. BT_HIST_NBUCKETS - 2) */
+static inline double
+bt_bucket_lower(int i)
+{
+	return BT_HIST_MIN_MS * pow(BT_HIST_RATIO, i - 1);
+}
+
+static int
+bt_bucket_of(double ms)
+{
+	int			i;
+
+	if (!(ms >= BT_HIST_MIN_MS))	/* also catches NaN */
+		return 0;
+	i = 1 + (int) floor(log(ms / BT_HIST_MIN_MS) / log(BT_HIST_RATIO));
+	if (i > BT_HIST_NBUCKETS - 2)
+		return BT_HIST_NBUCKETS - 1;
+	return i;
+}
+
+static void
+bt_hist_reset(BtHistogram *h)
+{
+	memset(h, 0, sizeof(*h));
+}
+
+static void
+bt_hist_add(BtHistogram *h, int bucket, double ms)
+{
+	if (h->count == 0 || ms < h->min_ms)
+		h->min_ms = ms;
+	if (h->count == 0 || ms > h->max_ms)
+		h->max_ms = ms;
+	h->count++;
+	h->sum_ms += ms;
+	h->buckets[bucket]++;
+}
+
+void
+bt_hist_merge(BtHistogram *dst, const BtHistogram *src)
+{
+	if (src->count == 0)
+		return;
+	if (dst->count == 0 || src->min_ms < dst->min_ms)
+		dst->min_ms = src->min_ms;
+	if (dst->count == 0 || src->max_ms > dst->max_ms)
+		dst->max_ms = src->max_ms;
+	dst->count += src->count;
+	dst->sum_ms += src->sum_ms;
+	for (int i = 0; i < BT_HIST_NBUCKETS; i++)
+		dst->buckets[i] += src->buckets[i];
+}
+
+/*
+ * The pct-th percentile (nearest rank) of h, in ms; -1 when h is empty.
+ * Inside its bucket the value is interpolated geometrically by rank, then
+ * clamped to the exact [min, max].
+ */
+double
+bt_hist_percentile(const BtHistogram *h, double pct)
+{
+	uint64		rank;
+	uint64		cum = 0;
+
+	if (h->count == 0)
+		return -1;
+	rank = (uint64) ceil(pct / 100.0 * (double) h->count);
+	if (rank < 1)
+		rank = 1;
+	if (rank > h->count)
+		rank = h->count;
+
+	for (int i = 0; i < BT_HIST_NBUCKETS; i++)
+	{
+		uint64		n = h->buckets[i];
+
+		if (n > 0 && cum + n >= rank)
+		{
+			double		frac = ((double) (rank - cum) - 0.5) / (double) n;
+			double		v;
+
+			if (i == 0)
+				v = BT_HIST_MIN_MS * frac;
+			else if (i == BT_HIST_NBUCKETS - 1)
+				v = h->max_ms;
+			else
+				v = bt_bucket_lower(i) * pow(BT_HIST_RATIO, frac);
+			return Max(h->min_ms, Min(h->max_ms, v));
+		}
+		cum += n;
+	}
+	return h->max_ms;
+}
+
+void
+bt_hist_summarize(const BtHistogram *done, const BtHistogram *failed,
+				  BtLatencySummary *sum)
+{
+	memset(sum, 0, sizeof(*sum));
+	sum->calls = done->count;
+	sum->failed = failed->count;
+	sum->mean_ms = done->count > 0 ? done->sum_ms / done->count : -1;
+	sum->p50_ms = bt_hist_percentile(done, 50);
+	sum->p90_ms = bt_hist_percentile(done, 90);
+	sum->p99_ms = bt_hist_percentile(done, 99);
+	sum->max_ms = done->count > 0 ? done->max_ms : -1;
+	sum->failed_max_ms = failed->count > 0 ? failed->max_ms : -1;
+}
+
+/* ---------------------------------------------------------------------
+ * Shared memory
+ * ---------------------------------------------------------------------
+ */
+
+Size
+bt_stats_shmem_size(void)
+{
+	return add_size(MAXALIGN(sizeof(BtStatsShared)),
+					hash_estimate_size(bt_max_watched, sizeof(BtStatsEntry)));
+}
+
+void
+bt_stats_shmem_request(void)
+{
+	RequestNamedLWLockTranche("bingo_tune_stats", 1);
+}
+
+/*
+ * Called under AddinShmemInitLock from bingo_tune.c's shmem_startup hook.
+ */
+void
+bt_stats_shmem_init(void)
+{
+	bool		found;
+	HASHCTL		info;
+
+	bt_stats = ShmemInitStruct("bingo_tune stats", sizeof(BtStatsShared), &found);
+	if (!found)
+	{
+		bt_stats->lock = &(GetNamedLWLockTranche("bingo_tune_stats"))->lock;
+		bt_stats->full_warned = false;
+		for (int i = 0; i < BT_FILTER_WORDS; i++)
+			pg_atomic_init_u64(&bt_stats->filter[i], 0);
+	}
+
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(BtStatsKey);
+	info.entrysize = sizeof(BtStatsEntry);
+	bt_stats_hash = ShmemInitHash("bingo_tune stats hash",
+								  bt_max_watched, bt_max_watched,
+								  &info, HASH_ELEM | HASH_BLOBS);
+}
+
+static BtStatsKey
+bt_make_key(Oid dboid, uint64 queryid)
+{
+	BtStatsKey	key;
+
+	key.queryid = queryid;
+	key.dboid = dboid;
+	key.pad = 0;
+	return key;
+}
+
+static inline bool
+bt_filter_test(uint64 queryid)
+{
+	uint32		bit = (uint32) (queryid % BT_FILTER_BITS);
+
+	return (pg_atomic_read_u64(&bt_stats->filter[bit / 64]) & (UINT64CONST(1) << (bit % 64))) != 0;
+}
+
+/* under the exclusive lock */
+static void
+bt_filter_set(uint64 queryid)
+{
+	uint32		bit = (uint32) (queryid % BT_FILTER_BITS);
+
+	pg_atomic_fetch_or_u64(&bt_stats->filter[bit / 64], UINT64CONST(1) << (bit % 64));
+}
+
+/*
+ * Recompute the filter from the remaining entries, under the exclusive
+ * lock.  Each word is written once with a superset of the bits the
+ * remaining entries need, so lock-free readers never miss one of them.
+ */
+static void
+bt_filter_rebuild(void)
+{
+	uint64		words[BT_FILTER_WORDS];
+	HASH_SEQ_STATUS status;
+	BtStatsEntry *e;
+
+	memset(words, 0, sizeof(words));
+	hash_seq_init(&status, bt_stats_hash);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		uint32		bit = (uint32) (e->key.queryid % BT_FILTER_BITS);
+
+		words[bit / 64] |= UINT64CONST(1) << (bit % 64);
+	}
+	for (int i = 0; i < BT_FILTER_WORDS; i++)
+		pg_atomic_write_u64(&bt_stats->filter[i], words[i]);
+}
+
+static void
+bt_entry_clear_counters(BtStatsEntry *e, bool also_before)
+{
+	e->since = GetCurrentTimestamp();
+	bt_hist_reset(&e->done);
+	bt_hist_reset(&e->failed);
+	if (also_before)
+	{
+		e->has_before = false;
+		memset(&e->before, 0, sizeof(e->before));
+		e->built_at = 0;
+		e->built[0] = '\0';
+	}
+}
+
+/*
+ * Start tracking (dboid, queryid) as the watched statement name, or update
+ * the name and index list of an entry that exists (its counters are kept).
+ * index_canonicals is a List of canonical index definitions (char *) that
+ * serve the statement; NIL keeps what an earlier call said.  Returns false,
+ * with a warning the first time, when the table is full.
+ */
+bool
+bt_stats_register(Oid dboid, uint64 queryid, const char *name, List *index_canonicals)
+{
+	BtStatsKey	key = bt_make_key(dboid, queryid);
+	BtStatsEntry *e;
+	bool		found;
+	bool		warn = false;
+	uint64		hashes[BT_STATS_MAX_INDEXES];
+	int			nhashes = 0;
+	ListCell   *lc;
+
+	if (bt_stats == NULL || queryid == UINT64CONST(0))
+		return false;
+
+	foreach(lc, index_canonicals)
+	{
+		const char *def = lfirst(lc);
+
+		if (nhashes < BT_STATS_MAX_INDEXES)
+			hashes[nhashes++] = hash_bytes_extended((const unsigned char *) def, strlen(def), 0);
+	}
+
+	/* the common case: already there, nothing to change */
+	LWLockAcquire(bt_stats->lock, LW_SHARED);
+	e = hash_search(bt_stats_hash, &key, HASH_FIND, NULL);
+	if (e != NULL)
+	{
+		SpinLockAcquire(&e->mutex);
+		if (strcmp(e->name, name) != 0)
+			strlcpy(e->name, name, NAMEDATALEN);
+		if (index_canonicals != NIL)
+		{
+			e->nindexes = nhashes;
+			memcpy(e->index_hash, hashes, sizeof(uint64) * nhashes);
+		}
+		SpinLockRelease(&e->mutex);
+		LWLockRelease(bt_stats->lock);
+		return true;
+	}
+	LWLockRelease(bt_stats->lock);
+
+	LWLockAcquire(bt_stats->lock, LW_EXCLUSIVE);
+	if (hash_get_num_entries(bt_stats_hash) >= bt_max_watched &&
+		hash_search(bt_stats_hash, &key, HASH_FIND, NULL) == NULL)
+	{
+		if (!bt_stats->full_warned)
+		{
+			bt_stats->full_warned = true;
+			warn = true;
+		}
+		LWLockRelease(bt_stats->lock);
+		if (warn)
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("bingo_tune is already tracking %d statements; \"%s\" is not tracked",
+							bt_max_watched, name),
+					 errhint("Raise bingo_tune.max_watched and restart the server, or remove rows from bingo_tune.watch.")));
+		return false;
+	}
+	e = hash_search(bt_stats_hash, &key, HASH_ENTER_NULL, &found);
+	if (e == NULL)
+	{
+		LWLockRelease(bt_stats->lock);
+		return false;
+	}
+	if (!found)
+	{
+		SpinLockInit(&e->mutex);
+		e->nindexes = 0;
+		bt_entry_clear_counters(e, true);
+		bt_filter_set(queryid);
+	}
+	strlcpy(e->name, name, NAMEDATALEN);
+	if (index_canonicals != NIL || !found)
+	{
+		e->nindexes = nhashes;
+		memcpy(e->index_hash, hashes, sizeof(uint64) * nhashes);
+	}
+	LWLockRelease(bt_stats->lock);
+	return true;
+}
+
+/*
+ * Forget every entry of database dboid whose queryid is not in keep[]
+ * (the statements that left the catalog, or whose tables were recreated).
+ */
+void
+bt_stats_prune(Oid dboid, const uint64 *keep, int nkeep)
+{
+	HASH_SEQ_STATUS status;
+	BtStatsEntry *e;
+	bool		removed = false;
+
+	if (bt_stats == NULL)
+		return;
+
+	/* look first under the shared lock: usually there is nothing to do */
+	LWLockAcquire(bt_stats->lock, LW_SHARED);
+	hash_seq_init(&status, bt_stats_hash);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		bool		kept = false;
+
+		if (e->key.dboid != dboid)
+			continue;
+		for (int i = 0; i < nkeep && !kept; i++)
+			kept = (keep[i] == e->key.queryid);
+		if (!kept)
+		{
+			removed = true;
+			hash_seq_term(&status);
+			break;
+		}
+	}
+	LWLockRelease(bt_stats->lock);
+	if (!removed)
+		return;
+
+	LWLockAcquire(bt_stats->lock, LW_EXCLUSIVE);
+	hash_seq_init(&status, bt_stats_hash);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		bool		kept = false;
+
+		if (e->key.dboid != dboid)
+			continue;
+		for (int i = 0; i < nkeep && !kept; i++)
+			kept = (keep[i] == e->key.queryid);
+		if (!kept)
+			hash_search(bt_stats_hash, &e->key, HASH_REMOVE, NULL);
+	}
+	bt_filter_rebuild();
+	bt_stats->full_warned = false;
+	LWLockRelease(bt_stats->lock);
+}
+
+/*
+ * Clear the counters (and the before-build figures) of one entry, or of
+ * every entry of dboid when queryid is 0.  Returns how many were cleared.
+ */
+int
+bt_stats_reset(Oid dboid, uint64 queryid)
+{
+	HASH_SEQ_STATUS status;
+	BtStatsEntry *e;
+	int			n = 0;
+
+	if (bt_stats == NULL)
+		return 0;
+
+	LWLockAcquire(bt_stats->lock, LW_EXCLUSIVE);
+	hash_seq_init(&status, bt_stats_hash);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		if (e->key.dboid != dboid)
+			continue;
+		if (queryid != UINT64CONST(0) && e->key.queryid != queryid)
+			continue;
+		bt_entry_clear_counters(e, true);
+		n++;
+	}
+	LWLockRelease(bt_stats->lock);
+	return n;
+}
+
+/*
+ * Copy out the figures of (dboid, queryid).  Returns false if not tracked.
+ */
+bool
+bt_stats_fetch(Oid dboid, uint64 queryid, BtStatsSnapshot *snap)
+{
+	BtStatsKey	key = bt_make_key(dboid, queryid);
+	BtStatsEntry *e;
+
+	memset(snap, 0, sizeof(*snap));
+	if (bt_stats == NULL)
+		return false;
+
+	LWLockAcquire(bt_stats->lock, LW_SHARED);
+	e = hash_search(bt_stats_hash, &key, HASH_FIND, NULL);
+	if (e != NULL)
+	{
+		SpinLockAcquire(&e->mutex);
+		snap->since = e->since;
+		snap->done = e->done;
+		snap->failed = e->failed;
+		snap->has_before = e->has_before;
+		snap->before = e->before;
+		snap->built_at = e->built_at;
+		strlcpy(snap->built, e->built, BT_BUILT_MAXLEN);
+		SpinLockRelease(&e->mutex);
+	}
+	LWLockRelease(bt_stats->lock);
+	return e != NULL;
+}
+
+/*
+ * An index (given by its canonical definition) was just built in dboid.
+ * Every entry of dboid that it serves keeps its figures so far as "before"
+ * and starts counting afresh.  If the entry saw no run since the previous
+ * build (apply() building three indexes in a row, say), the earlier
+ * "before" is kept and this index is added to the list of what was built.
+ */
+void
+bt_stats_index_built(Oid dboid, const char *canonical, const char *index_name)
+{
+	uint64		hash;
+	HASH_SEQ_STATUS status;
+	BtStatsEntry *e;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (bt_stats == NULL || canonical == NULL)
+		return;
+	hash = hash_bytes_extended((const unsigned char *) canonical, strlen(canonical), 0);
+
+	LWLockAcquire(bt_stats->lock, LW_SHARED);
+	hash_seq_init(&status, bt_stats_hash);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		bool		serves = false;
+
+		if (e->key.dboid != dboid)
+			continue;
+		SpinLockAcquire(&e->mutex);
+		for (int i = 0; i < e->nindexes && !serves; i++)
+			serves = (e->index_hash[i] == hash);
+		if (serves)
+		{
+			if (e->done.count + e->failed.count > 0)
+			{
+				bt_hist_summarize(&e->done, &e->failed, &e->before);
+				e->before.since = e->since;
+				e->before.until = now;
+				e->has_before = true;
+				e->built[0] = '\0';
+				bt_entry_clear_counters(e, false);
+				e->since = now;
+			}
+			if (e->has_before && strstr(e->built, index_name) == NULL)
+			{
+				if (e->built[0] != '\0')
+					strlcat(e->built, ", ", BT_BUILT_MAXLEN);
+				strlcat(e->built, index_name, BT_BUILT_MAXLEN);
+			}
+			e->built_at = now;
+		}
+		SpinLockRelease(&e->mutex);
+	}
+	LWLockRelease(bt_stats->lock);
+}
+
+/*
+ * Add one run to the entry of key, if it is tracked.
+ */
+static void
+bt_stats_record(const BtStatsKey *key, double ms, bool failed)
+{
+	BtStatsEntry *e;
+	int			bucket = bt_bucket_of(ms);
+
+	LWLockAcquire(bt_stats->lock, LW_SHARED);
+	e = hash_search(bt_stats_hash, key, HASH_FIND, NULL);
+	if (e != NULL)
+	{
+		SpinLockAcquire(&e->mutex);
+		bt_hist_add(failed ? &e->failed : &e->done, bucket, ms);
+		SpinLockRelease(&e->mutex);
+	}
+	LWLockRelease(bt_stats->lock);
+}
+
+/* ---------------------------------------------------------------------
+ * Executor hooks
+ * ---------------------------------------------------------------------
+ */
+
+void
+bt_stats_install_hooks(void)
+{
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = bt_ExecutorStart;
+	prev_ExecutorRun = ExecutorRun_hook;
+	ExecutorRun_hook = bt_ExecutorRun;
+	prev_ExecutorFinish = ExecutorFinish_hook;
+	ExecutorFinish_hook = bt_ExecutorFinish;
+	prev_ExecutorEnd = ExecutorEnd_hook;
+	ExecutorEnd_hook = bt_ExecutorEnd;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = bt_ProcessUtility;
+
+	RegisterXactCallback(bt_xact_callback, NULL);
+	RegisterSubXactCallback(bt_subxact_callback, NULL);
+}
+
+/* the failed run in flight: count it with how long it ran */
+static void
+bt_running_failed(void)
+{
+	instr_time	now;
+
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, bt_running.start);
+	bt_running.active = false;
+	bt_stats_record(&bt_running.key, INSTR_TIME_GET_MILLISEC(now), true);
+}
+
+static void
+bt_ExecutorStart(QueryDesc *queryDesc, int eflags)
+{
+	uint64		queryid = queryDesc->plannedstmt->queryId;
+
+	/*
+	 * Note a top-level run of a watched statement, before the executor
+	 * starts so that a cancel during startup counts as a failed run.
+	 */
+	if (bt_nesting_level == 0 && bt_stats != NULL &&
+		queryid != UINT64CONST(0) && !IsParallelWorker() &&
+		(eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
+		bt_filter_test(queryid))
+	{
+		bt_running.active = true;
+		bt_running.queryDesc = queryDesc;
+		bt_running.key = bt_make_key(MyDatabaseId, queryid);
+		bt_running.subid = GetCurrentSubTransactionId();
+		INSTR_TIME_SET_CURRENT(bt_running.start);
+	}
+
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+#if PG_VERSION_NUM >= 180000
+static void
+bt_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count)
+#else
+static void
+bt_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+			   bool execute_once)
+#endif
+{
+	bt_nesting_level++;
+	PG_TRY();
+	{
+#if PG_VERSION_NUM >= 180000
+		if (prev_ExecutorRun)
+			prev_ExecutorRun(queryDesc, direction, count);
+		else
+			standard_ExecutorRun(queryDesc, direction, count);
+#else
+		if (prev_ExecutorRun)
+			prev_ExecutorRun(queryDesc, direction, count, execute_once);
+		else
+			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+#endif
+	}
+	PG_FINALLY();
+	{
+		bt_nesting_level--;
+	}
+	PG_END_TRY();
+}
+
+static void
+bt_ExecutorFinish(QueryDesc *queryDesc)
+{
+	bt_nesting_level++;
+	PG_TRY();
+	{
+		if (prev_ExecutorFinish)
+			prev_ExecutorFinish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+	}
+	PG_FINALLY();
+	{
+		bt_nesting_level--;
+	}
+	PG_END_TRY();
+}
+
+static void
+bt_ExecutorEnd(QueryDesc *queryDesc)
+{
+	if (bt_running.active && bt_running.queryDesc == queryDesc)
+	{
+		instr_time	now;
+
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, bt_running.start);
+		bt_running.active = false;
+		bt_stats_record(&bt_running.key, INSTR_TIME_GET_MILLISEC(now), false);
+	}
+
+	if (prev_ExecutorEnd)
+		prev_ExecutorEnd(queryDesc);
+	else
+		standard_ExecutorEnd(queryDesc);
+}
+
+/*
+ * Utility statements raise the nesting level, so that what a CALL, a DO
+ * block, EXPLAIN ANALYZE or CREATE TABLE AS runs is not a top-level run.
+ * EXECUTE is the exception, as in pg_stat_statements: the prepared
+ * statement it runs is the client's statement.
+ */
+static void
+bt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+				  bool readOnlyTree,
+				  ProcessUtilityContext context, ParamListInfo params,
+				  QueryEnvironment *queryEnv,
+				  DestReceiver *dest, QueryCompletion *qc)
+{
+	bool		nest = !IsA(pstmt->utilityStmt, ExecuteStmt);
+
+	if (nest)
+		bt_nesting_level++;
+	PG_TRY();
+	{
+		if (prev_ProcessUtility)
+			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		if (nest)
+			bt_nesting_level--;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * A transaction ends.  On abort, the watched run in flight failed.  On
+ * commit there should be none left (portals end before commit), but never
+ * carry one over.
+ */
+static void
+bt_xact_callback(XactEvent event, void *arg)
+{
+	if (!bt_running.active)
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			bt_running_failed();
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			bt_running.active = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * A subtransaction aborts.  The watched run failed if it started in that
+ * very subtransaction (a client's SAVEPOINT); a nested one aborting inside
+ * the run (a PL/pgSQL exception block) does not end the run.
+ */
+static void
+bt_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB && bt_running.active &&
+		bt_running.subid == mySubid)
+		bt_running_failed();
+}
