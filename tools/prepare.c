@@ -891,6 +891,12 @@ prepare(PGconn *conn, char *const *cmd)
 	if (rc != BT_EXIT_OK)
 		return rc;
 	name_session(conn);
+	if (bt_interrupted)
+	{
+		/* a signal that came during install or the last poll */
+		bt_info("interrupted before the command started; nothing was done");
+		return bt_interrupt_exit_code();
+	}
 
 	if (!fast_load_restore(conn, false))
 		return BT_EXIT_ERROR;
@@ -910,6 +916,13 @@ prepare(PGconn *conn, char *const *cmd)
 
 	if (popts.fast_load && !fast_load_on(conn))
 		return BT_EXIT_ERROR;
+	if (bt_interrupted)
+	{
+		if (popts.fast_load)
+			(void) fast_load_restore(conn, true);
+		bt_info("interrupted before the command started; nothing was done");
+		return bt_interrupt_exit_code();
+	}
 
 	bt_info("running \"%s\" (holding the prepare lock)", command_name(cmd));
 	t0 = now_secs();
