@@ -193,6 +193,7 @@ bt_watch_read(const char *only)
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 
+	/* not read-only: from the catalog's trigger, see the rows just written */
 	SPI_connect();
 	ret = SPI_execute_with_args("SELECT name, statement, schema,"
 								" extract(epoch FROM budget) * 1000, percentile,"
@@ -200,7 +201,7 @@ bt_watch_read(const char *only)
 								" FROM bingo_tune.watch"
 								" WHERE $1 IS NULL OR name = $1"
 								" ORDER BY priority, name",
-								1, argtypes, args, nulls, true, 0);
+								1, argtypes, args, nulls, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read bingo_tune.watch: %s", SPI_result_code_string(ret));
 
@@ -255,21 +256,29 @@ bt_watch_sync(const char *only)
 		BtWatched  *w = lfirst(lc);
 
 		w->matched = bt_statement_queryid(w->statement, w->schema, &w->queryid, &w->why);
-		if (w->matched && tracking)
+		if (w->matched)
+			keep[nkeep++] = w->queryid;
+		if (only == NULL || strcmp(w->name, only) == 0)
+			result = lappend(result, w);
+	}
+
+	/* forget first, so that what left the catalog makes room */
+	if (tracking)
+	{
+		bt_stats_prune(MyDatabaseId, keep, nkeep);
+		foreach(lc, rows)
 		{
+			BtWatched  *w = lfirst(lc);
 			List	   *canon = NIL;
 
+			if (!w->matched)
+				continue;
 			for (int i = 0; i < w->nindexes; i++)
 				canon = lappend(canon,
 								bt_indexdef_canonical(bt_indexdef_parse(w->indexes[i], w->schema)));
 			(void) bt_stats_register(MyDatabaseId, w->queryid, w->name, canon);
-			keep[nkeep++] = w->queryid;
 		}
-		if (only == NULL || strcmp(w->name, only) == 0)
-			result = lappend(result, w);
 	}
-	if (tracking)
-		bt_stats_prune(MyDatabaseId, keep, nkeep);
 
 	if (only != NULL && result == NIL)
 		ereport(ERROR,
