@@ -1,0 +1,267 @@
+# The watchers: with the module preloaded and the extension created, a
+# watcher sees the session list statement run (completed, or cancelled by
+# statement_timeout while it runs) and builds its indexes; advise mode only
+# recommends, off does nothing; dropped and recreated tables are followed;
+# one watcher per database with the extension, none elsewhere; DROP
+# EXTENSION and DROP DATABASE are not held up; a restart brings them back.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('watcher');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'pg_stat_statements,bingo_tune'
+compute_query_id = on
+max_worker_processes = 16
+bingo_tune.naptime = 1
+bingo_tune.min_running = 500
+});
+$node->start;
+
+# A small bingo-shaped dataset, as prepare_db leaves it: no indexes.
+my $dataset = q{
+CREATE TABLE sessions (id bigint, start_time timestamp NOT NULL,
+	customer_id integer NOT NULL, movie_id integer NOT NULL);
+CREATE TABLE customers (id integer, name text, surname text, birthday date, email text);
+CREATE TABLE movies (id integer, name text, year integer, duration integer);
+INSERT INTO movies SELECT g, 'movie ' || g % 700, 1950 + g % 75, 90 + g % 60
+	FROM generate_series(1, 2000) g;
+INSERT INTO customers SELECT g, 'name ' || g % 500, 'surname ' || g % 900,
+	date '1950-01-01' + g % 20000, 'c' || g || '@example.com'
+	FROM generate_series(1, 20000) g;
+INSERT INTO sessions SELECT g, timestamp '2020-01-01' + g * interval '1 minute',
+	1 + g % 20000, 1 + g % 2000
+	FROM generate_series(1, 100000) g;
+ANALYZE;
+};
+
+my $session_list = q{
+SELECT sessions.id, sessions.start_time, customers.id, customers.name,
+       customers.surname, customers.birthday, customers.email, movies.id,
+       movies.name, movies.year, movies.duration
+FROM sessions INNER JOIN customers ON sessions.customer_id = customers.id
+              INNER JOIN movies ON sessions.movie_id = movies.id
+ORDER BY movies.year DESC, movies.name ASC, customers.id, sessions.id DESC
+LIMIT 100000};
+
+$node->safe_psql('postgres', 'CREATE EXTENSION bingo_tune CASCADE');
+
+# Wait until the watcher of the database has made n more passes.
+sub wait_passes
+{
+	my ($db, $n) = @_;
+	my $now = $node->safe_psql($db, 'SELECT coalesce(passes, 0) FROM bingo_tune.watcher()');
+	my $target = $now + $n;
+	return $node->poll_query_until($db,
+		"SELECT coalesce(passes, 0) >= $target FROM bingo_tune.watcher()");
+}
+
+sub session_list_states
+{
+	my ($db) = @_;
+	return $node->safe_psql($db, q{
+		SELECT string_agg(state, ',' ORDER BY definition) FROM bingo_tune.advise()
+		WHERE 'session_list' = ANY (statements)});
+}
+
+# --- the watcher shows up; statements wait for their tables ------------
+
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE backend_type = 'bingo_tune watcher' AND datname = 'postgres'
+	  AND application_name = 'bingo_tune watcher'}),
+	'a watcher runs in the database with the extension');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'bingo_tune launcher'}),
+	'1', 'one launcher');
+ok(wait_passes('postgres', 1), 'the watcher makes passes');
+is($node->safe_psql('postgres', q{
+	SELECT state || ':' || (detail LIKE '%does not exist%') FROM bingo_tune.watched()
+	WHERE statement = 'session_list'}),
+	'waiting:true', 'a statement whose tables do not exist yet is waiting');
+
+# --- run once: the watcher builds its indexes --------------------------
+
+$node->safe_psql('postgres', $dataset);
+ok($node->poll_query_until('postgres', q{
+	SELECT state = 'not seen' FROM bingo_tune.watched() WHERE statement = 'session_list'}),
+	'once the tables exist the statement has a queryid');
+my $qid = $node->safe_psql('postgres', q{
+	SELECT queryid FROM bingo_tune.watched() WHERE statement = 'session_list'});
+is($qid, $node->safe_psql('postgres', q{
+	SELECT bingo_tune.queryid(statement, schema) FROM bingo_tune.watch WHERE name = 'session_list'}),
+	'the watcher computes the same queryid as queryid()');
+
+is(session_list_states('postgres'), 'missing,missing,missing', 'no indexes yet');
+$node->safe_psql('postgres', $session_list);
+ok($node->poll_query_until('postgres', q{
+	SELECT bool_and(state = 'present') FROM bingo_tune.advise()
+	WHERE 'session_list' = ANY (statements)}),
+	'after one run of the session list, the watcher builds its indexes');
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(DISTINCT action, ',' ORDER BY action) FROM bingo_tune.events
+	WHERE source = 'watcher' AND statement LIKE '%session_list%'}),
+	'created,seen,started', 'events: seen, started, created');
+is($node->safe_psql('postgres', qq{
+	SELECT count(*) FROM bingo_tune.events WHERE action = 'seen'
+	AND statement = 'session_list' AND queryid = $qid}),
+	'1', 'seen is recorded once, with the queryid');
+my $log = slurp_file($node->logfile);
+like($log, qr/bingo_tune: statement "session_list": index "\S+" created in/,
+	'the log names statement and index');
+# the by-id statements were not run: their own indexes are not built
+is($node->safe_psql('postgres', q{
+	SELECT state FROM bingo_tune.advise() WHERE definition LIKE '%sessions (id)%'}),
+	'missing', 'indexes of statements not seen are not built');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM pg_index WHERE NOT indisvalid}), '0', 'no invalid index');
+
+# --- off does nothing; advise only recommends ---------------------------
+
+sub drop_session_list_indexes
+{
+	my ($db) = @_;
+	$node->safe_psql($db, q{
+		DO $$DECLARE r record; BEGIN
+		FOR r IN SELECT index_name FROM bingo_tune.advise()
+			WHERE 'session_list' = ANY (statements) AND state <> 'missing' LOOP
+			EXECUTE format('DROP INDEX public.%I', r.index_name);
+		END LOOP; END$$;
+		SELECT pg_stat_statements_reset();});
+}
+
+sub set_mode
+{
+	my ($mode) = @_;
+	$node->safe_psql('postgres', "ALTER SYSTEM SET bingo_tune.mode = '$mode'");
+	$node->reload;
+	$node->poll_query_until('postgres', "SELECT mode = '$mode' FROM bingo_tune.watcher()")
+	  or die "mode $mode not taken";
+	# let the watcher itself reload too
+	wait_passes('postgres', 2);
+}
+
+set_mode('off');
+drop_session_list_indexes('postgres');
+my $nevents = $node->safe_psql('postgres', 'SELECT count(*) FROM bingo_tune.events');
+$node->safe_psql('postgres', $session_list);
+ok(wait_passes('postgres', 3), 'the watcher passes in off mode');
+is(session_list_states('postgres'), 'missing,missing,missing', 'off: nothing is built');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM bingo_tune.events'), $nevents,
+	'off: nothing is recorded');
+
+set_mode('advise');
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 3 FROM bingo_tune.events
+	WHERE action = 'recommended' AND statement = 'session_list'}),
+	'advise: the three indexes are recommended');
+ok(wait_passes('postgres', 3), 'more passes in advise mode');
+is(session_list_states('postgres'), 'missing,missing,missing', 'advise: nothing is built');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM bingo_tune.events
+	WHERE action = 'recommended' AND statement = 'session_list'}),
+	'3', 'advise: each recommendation is recorded once');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM bingo_tune.recommendations() WHERE statements = 'session_list'}),
+	'3', 'recommendations() lists them');
+like(slurp_file($node->logfile), qr/bingo_tune: statement "session_list" needs index/,
+	'advise: the recommendation is logged');
+
+set_mode('auto');
+ok($node->poll_query_until('postgres', q{
+	SELECT bool_and(state = 'present') FROM bingo_tune.advise()
+	WHERE 'session_list' = ANY (statements)}),
+	'back to auto: the indexes are built');
+
+# --- drop and recreate the tables: followed -----------------------------
+
+$node->safe_psql('postgres', 'DROP TABLE sessions, customers, movies');
+ok($node->poll_query_until('postgres', q{
+	SELECT state = 'waiting' FROM bingo_tune.watched() WHERE statement = 'session_list'}),
+	'tables dropped: waiting');
+$node->safe_psql('postgres', $dataset);
+ok($node->poll_query_until('postgres', qq{
+	SELECT state = 'not seen' AND queryid <> $qid FROM bingo_tune.watched()
+	WHERE statement = 'session_list'}),
+	'tables recreated: a new queryid, not seen yet');
+is(session_list_states('postgres'), 'missing,missing,missing', 'new tables have no indexes');
+$node->safe_psql('postgres', $session_list);
+ok($node->poll_query_until('postgres', q{
+	SELECT bool_and(state = 'present') FROM bingo_tune.advise()
+	WHERE 'session_list' = ANY (statements)}),
+	'the watcher follows the new tables and rebuilds');
+
+# --- a run cancelled by statement_timeout still triggers the build -------
+
+drop_session_list_indexes('postgres');
+# Without hash and merge joins the statement runs for a long time on this
+# data; statement_timeout cancels it, so it never reaches pg_stat_statements.
+my ($stdout, $stderr);
+$node->psql('postgres', qq{
+SET enable_hashjoin = off; SET enable_mergejoin = off; SET enable_material = off;
+SET statement_timeout = '4s';
+$session_list}, stdout => \$stdout, stderr => \$stderr);
+like($stderr, qr/canceling statement due to statement timeout/, 'the run was cancelled');
+is($node->safe_psql('postgres', q{
+	SELECT coalesce(sum(s.calls), 0) FROM pg_stat_statements s, bingo_tune.watched() w
+	WHERE w.statement = 'session_list' AND s.queryid = w.queryid}),
+	'0', 'pg_stat_statements has no completed call');
+ok($node->poll_query_until('postgres', q{
+	SELECT bool_and(state = 'present') FROM bingo_tune.advise()
+	WHERE 'session_list' = ANY (statements)}),
+	'the cancelled run, seen while in progress, triggered the build');
+like(slurp_file($node->logfile), qr/running for longer than 500 ms/,
+	'the run in progress was what the watcher saw');
+
+# --- one watcher per database with the extension, none elsewhere -------
+
+$node->safe_psql('postgres', 'CREATE DATABASE withext');
+$node->safe_psql('postgres', 'CREATE DATABASE without');
+$node->safe_psql('withext', 'CREATE EXTENSION bingo_tune CASCADE');
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE backend_type = 'bingo_tune watcher' AND datname = 'withext'}),
+	'a second database with the extension gets its own watcher');
+ok(wait_passes('withext', 3), 'it makes passes');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM pg_stat_activity
+	WHERE backend_type = 'bingo_tune watcher' AND datname = 'without'}),
+	'0', 'a database without the extension has no watcher');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM pg_stat_activity
+	WHERE backend_type = 'bingo_tune watcher' AND datname = 'postgres'}),
+	'1', 'still exactly one watcher in postgres');
+
+$node->safe_psql('withext', 'DROP EXTENSION bingo_tune');
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 0 FROM pg_stat_activity
+	WHERE backend_type = 'bingo_tune watcher' AND datname = 'withext'}),
+	'DROP EXTENSION stops its watcher');
+
+$node->safe_psql('withext', 'CREATE EXTENSION bingo_tune');
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE backend_type = 'bingo_tune watcher' AND datname = 'withext'}),
+	'CREATE EXTENSION again: the watcher is back');
+my ($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE withext');
+is($ret, 0, 'DROP DATABASE is not blocked by the watcher') or diag($err);
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'bingo_tune watcher'
+	AND datname IS DISTINCT FROM 'postgres'}),
+	'no watcher left for the dropped database');
+
+# --- restart: the watchers come back ------------------------------------
+
+$node->restart;
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE backend_type = 'bingo_tune watcher' AND datname = 'postgres'}),
+	'after a restart the watcher is back');
+ok(wait_passes('postgres', 2), 'and makes passes');
+is(session_list_states('postgres'), 'present,present,present', 'indexes still present');
+
+$node->stop;
+done_testing();

@@ -1,0 +1,1595 @@
+/*-------------------------------------------------------------------------
+ *
+ * watcher.c
+ *		The launcher and the per-database watchers: background workers that
+ *		see the watched statements run and build the indexes they need.
+ *
+ * One static worker, the launcher, starts at consistent state (so also on a
+ * hot standby).  It connects to no database, reads pg_database every
+ * naptime and starts one dynamic worker, a watcher, per connectable
+ * non-template database.  A watcher whose database has no bingo_tune
+ * extension says so in shared memory and exits; the launcher tries that
+ * database again only every BT_NOEXT_RETRY naptimes, or as soon as a
+ * CREATE EXTENSION bingo_tune commits there (our ProcessUtility hook and a
+ * commit callback wake it).
+ *
+ * Every naptime a watcher, in one transaction: computes the queryid of each
+ * watched statement (bt_statement_queryid; recomputed every pass, which is
+ * a handful of parse + analyse and follows dropped and recreated tables
+ * without any cache to invalidate); reads pg_stat_statements (completed
+ * calls) and pg_stat_activity (runs in progress for longer than
+ * bingo_tune.min_running, since a run that is cancelled or times out never
+ * reaches pg_stat_statements); judges the indexes of the statements it saw;
+ * records events; commits.  Then, outside any transaction and so holding
+ * no snapshot (DESIGN.md, "two traps"), it builds the missing indexes one
+ * at a time, most urgent first, through bt_build_index(), and records each
+ * outcome.  A failed build is retried after naptime * 2^failures, capped at
+ * BT_BACKOFF_MAX.  On a standby, or with bingo_tune.mode = advise, nothing
+ * is built: the recommendation is logged, kept in a small ring in shared
+ * memory (bingo_tune.recommendations(), readable on a standby) and, on a
+ * primary, stored in bingo_tune.events.
+ *
+ * A backend connected to a database blocks DROP DATABASE, ALTER DATABASE
+ * RENAME / SET TABLESPACE and its use as a CREATE DATABASE template.  So
+ * our ProcessUtility hook, seeing such a statement, pauses that database's
+ * watcher for a while: it marks the slot paused and cancels the watcher
+ * (SIGINT), which stops any build it waits for and exits; the launcher
+ * starts no watcher there until the pause is over.  The server waits up to
+ * 5 s for other backends to leave, which is plenty.
+ *
+ * Shared state (BtWatcherShared) is protected by one LWLock of our own
+ * tranche "bingo_tune watcher": the launcher assigns slots (one per
+ * database, so at most one watcher per database); a watcher claims its slot
+ * by writing its pid (refusing if another live watcher has it) and clears
+ * it on exit; the hook sets pause marks; SQL functions read.  Nobody holds
+ * the lock for more than a copy of a slot.  Crash restarts reinitialise it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <signal.h>
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_database.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "storage/shmem.h"
+#include "tcop/utility.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "bingo_tune.h"
+
+/* Databases that can have a watcher at once. */
+#define BT_MAX_WATCHERS			32
+/* Watched statements per database whose status is kept in shmem. */
+#define BT_MAX_STATUS			32
+/* Recent recommendations kept in shmem (all databases). */
+#define BT_RECO_RING			64
+/* A database without the extension is tried again every this many naptimes. */
+#define BT_NOEXT_RETRY			6
+/* Longest wait before retrying a failed build, in seconds. */
+#define BT_BACKOFF_MAX			3600
+/* How long DROP/RENAME/... DATABASE keeps a database's watcher away, in s. */
+#define BT_PAUSE_SECS			30
+
+typedef enum BtStmtState
+{
+	BT_STMT_WAITING,			/* cannot be analysed yet (no table) */
+	BT_STMT_IDLE,				/* analysed, not seen running */
+	BT_STMT_SEEN,				/* completed calls in pg_stat_statements */
+	BT_STMT_RUNNING				/* a run in progress longer than min_running */
+} BtStmtState;
+
+typedef struct BtStmtStatus
+{
+	char		name[NAMEDATALEN];
+	uint64		queryid;
+	int64		calls;
+	BtStmtState state;
+	char		detail[96];
+} BtStmtStatus;
+
+typedef struct BtWatcherSlot
+{
+	Oid			dboid;			/* InvalidOid: free */
+	pid_t		pid;			/* live watcher, 0 if none */
+	bool		no_extension;	/* last watcher found no bingo_tune */
+	TimestampTz retry_at;		/* launcher: not before (no extension) */
+	TimestampTz paused_until;	/* hook: no watcher before */
+	uint64		passes;
+	TimestampTz last_pass;
+	int			nstatus;
+	BtStmtStatus status[BT_MAX_STATUS];
+} BtWatcherSlot;
+
+typedef struct BtReco
+{
+	TimestampTz at;
+	Oid			dboid;
+	char		statements[128];
+	char		index_name[NAMEDATALEN];
+	char		definition[256];
+	char		reason[64];
+} BtReco;
+
+typedef struct BtWatcherShared
+{
+	LWLock	   *lock;
+	pid_t		launcher_pid;
+	Latch	   *launcher_latch;
+	BtWatcherSlot slots[BT_MAX_WATCHERS];
+	uint64		nrecos;			/* recommendations ever made */
+	BtReco		recos[BT_RECO_RING];
+} BtWatcherShared;
+
+/* One watched statement during a pass. */
+typedef struct BtStmt
+{
+	char	   *name;
+	char	   *sql;
+	char	   *schema;
+	bool		analysed;
+	uint64		queryid;
+	char	   *why;			/* why not analysed */
+	int64		calls;
+	bool		running;
+} BtStmt;
+
+/* One index to build after the pass's commit. */
+typedef struct BtBuildJob
+{
+	char	   *canonical;
+	char	   *name;
+	char	   *statements;
+} BtBuildJob;
+
+/* Backoff of a failing index build (watcher-local). */
+typedef struct BtBackoff
+{
+	char	   *canonical;
+	int			failures;
+	TimestampTz next_try;
+} BtBackoff;
+
+/*---- Local state ----*/
+
+static BtWatcherShared *bt_watcher = NULL;
+
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+static bool bt_wake_at_commit = false;
+static bool bt_xact_callback_registered = false;
+
+/* in a watcher */
+static int	bt_my_slot = -1;
+static MemoryContext bt_long_cxt = NULL;	/* lives as long as the watcher */
+static List *bt_backoffs = NIL;		/* of BtBackoff * */
+static List *bt_announced = NIL;	/* "seen" statements: "name/queryid" */
+static List *bt_known_present = NIL;	/* canonical defs found present */
+static List *bt_recommended = NIL;	/* canonical defs recommended */
+static bool bt_warned_no_pgss = false;
+
+/*---- Function declarations ----*/
+
+PGDLLEXPORT void bt_launcher_main(Datum main_arg);
+PGDLLEXPORT void bt_watcher_main(Datum main_arg);
+
+PG_FUNCTION_INFO_V1(bt_watcher_info);
+PG_FUNCTION_INFO_V1(bt_watched);
+PG_FUNCTION_INFO_V1(bt_recommendations);
+
+static void bt_process_utility(PlannedStmt *pstmt, const char *queryString,
+							   bool readOnlyTree, ProcessUtilityContext context,
+							   ParamListInfo params, QueryEnvironment *queryEnv,
+							   DestReceiver *dest, QueryCompletion *qc);
+static void bt_xact_callback(XactEvent event, void *arg);
+static void bt_pause_database(const char *dbname);
+static int	bt_find_slot(Oid dboid, bool create);
+static void bt_watcher_on_exit(int code, Datum arg);
+static bool bt_stop_requested(void);
+static void bt_watcher_pass(MemoryContext passcxt);
+static void bt_run_builds(List *jobs);
+static void bt_record(const char *statement, const char *action, const char *index_name,
+					  double seconds, const char *detail, const uint64 *queryid);
+static void bt_prune_events(void);
+static void bt_add_reco(const char *statements, const char *index_name,
+						const char *definition, const char *reason);
+static bool bt_str_member(List *list, const char *s);
+static List *bt_str_add(List *list, const char *s);
+static List *bt_str_remove(List *list, const char *s);
+
+/* ================================================================
+ * Shared memory and registration
+ * ================================================================
+ */
+
+Size
+bt_watcher_shmem_size(void)
+{
+	return MAXALIGN(sizeof(BtWatcherShared));
+}
+
+void
+bt_watcher_shmem_request(void)
+{
+	RequestNamedLWLockTranche("bingo_tune watcher", 1);
+}
+
+void
+bt_watcher_shmem_init(void)
+{
+	bool		found;
+
+	bt_watcher = ShmemInitStruct("bingo_tune watcher", bt_watcher_shmem_size(), &found);
+	if (!found)
+	{
+		memset(bt_watcher, 0, sizeof(BtWatcherShared));
+		bt_watcher->lock = &(GetNamedLWLockTranche("bingo_tune watcher"))->lock;
+	}
+}
+
+/*
+ * Called from _PG_init during the preload: register the launcher and
+ * install the utility hook.
+ */
+void
+bt_watcher_register(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	/* consistent state, not recovery finished: standbys get a watcher too */
+	worker.bgw_start_time = BgWorkerStart_ConsistentState;
+	worker.bgw_restart_time = 10;
+	strlcpy(worker.bgw_library_name, "bingo_tune", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "bt_launcher_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "bingo_tune launcher", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "bingo_tune launcher", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = bt_process_utility;
+}
+
+/*
+ * Slot of dboid, or -1; with create, take a free slot for it if it has
+ * none (-1 if all are taken).  Caller holds the lock exclusively when
+ * create is true.
+ */
+static int
+bt_find_slot(Oid dboid, bool create)
+{
+	int			free_slot = -1;
+
+	for (int i = 0; i < BT_MAX_WATCHERS; i++)
+	{
+		if (bt_watcher->slots[i].dboid == dboid)
+			return i;
+		if (free_slot < 0 && !OidIsValid(bt_watcher->slots[i].dboid))
+			free_slot = i;
+	}
+	if (create && free_slot >= 0)
+	{
+		BtWatcherSlot *s = &bt_watcher->slots[free_slot];
+
+		memset(s, 0, sizeof(BtWatcherSlot));
+		s->dboid = dboid;
+		return free_slot;
+	}
+	return -1;
+}
+
+/* ================================================================
+ * The utility hook: keep watchers out of the way of database commands
+ * ================================================================
+ */
+
+static void
+bt_process_utility(PlannedStmt *pstmt, const char *queryString,
+				   bool readOnlyTree, ProcessUtilityContext context,
+				   ParamListInfo params, QueryEnvironment *queryEnv,
+				   DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+
+	if (bt_watcher != NULL)
+	{
+		ListCell   *lc;
+
+		switch (nodeTag(parsetree))
+		{
+			case T_DropdbStmt:
+				bt_pause_database(((DropdbStmt *) parsetree)->dbname);
+				break;
+			case T_RenameStmt:
+				if (((RenameStmt *) parsetree)->renameType == OBJECT_DATABASE)
+					bt_pause_database(((RenameStmt *) parsetree)->subname);
+				break;
+			case T_CreatedbStmt:
+				foreach(lc, ((CreatedbStmt *) parsetree)->options)
+				{
+					DefElem    *opt = lfirst(lc);
+
+					if (strcmp(opt->defname, "template") == 0 && opt->arg != NULL)
+						bt_pause_database(defGetString(opt));
+				}
+				break;
+			case T_AlterDatabaseStmt:
+				foreach(lc, ((AlterDatabaseStmt *) parsetree)->options)
+				{
+					DefElem    *opt = lfirst(lc);
+
+					if (strcmp(opt->defname, "tablespace") == 0)
+						bt_pause_database(((AlterDatabaseStmt *) parsetree)->dbname);
+				}
+				break;
+			case T_CreateExtensionStmt:
+				if (strcmp(((CreateExtensionStmt *) parsetree)->extname, "bingo_tune") == 0)
+				{
+					/* once it commits, have the launcher look at once */
+					if (!bt_xact_callback_registered)
+					{
+						RegisterXactCallback(bt_xact_callback, NULL);
+						bt_xact_callback_registered = true;
+					}
+					bt_wake_at_commit = true;
+				}
+				break;
+			default:
+				break;
+		}
+	}
+
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+							params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+}
+
+static void
+bt_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT && bt_wake_at_commit && bt_watcher != NULL)
+	{
+		int			i;
+
+		LWLockAcquire(bt_watcher->lock, LW_EXCLUSIVE);
+		i = bt_find_slot(MyDatabaseId, false);
+		if (i >= 0)
+		{
+			bt_watcher->slots[i].no_extension = false;
+			bt_watcher->slots[i].retry_at = 0;
+		}
+		if (bt_watcher->launcher_latch != NULL)
+			SetLatch(bt_watcher->launcher_latch);
+		LWLockRelease(bt_watcher->lock);
+	}
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+		bt_wake_at_commit = false;
+}
+
+/*
+ * Keep the watcher out of dbname for BT_PAUSE_SECS: mark its slot and
+ * cancel the watcher, which then exits (stopping a build it waits for).
+ */
+static void
+bt_pause_database(const char *dbname)
+{
+	Oid			dboid = get_database_oid(dbname, true);
+	pid_t		pid = 0;
+	int			i;
+
+	if (!OidIsValid(dboid))
+		return;
+	LWLockAcquire(bt_watcher->lock, LW_EXCLUSIVE);
+	i = bt_find_slot(dboid, true);
+	if (i >= 0)
+	{
+		bt_watcher->slots[i].paused_until =
+			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), BT_PAUSE_SECS * 1000);
+		pid = bt_watcher->slots[i].pid;
+	}
+	LWLockRelease(bt_watcher->lock);
+
+	if (pid != 0)
+	{
+		ereport(DEBUG1,
+				(errmsg("bingo_tune: stopping the watcher of database \"%s\" for %s",
+						dbname, "a database command")));
+		(void) kill(pid, SIGINT);
+	}
+}
+
+/* ================================================================
+ * The launcher
+ * ================================================================
+ */
+
+typedef struct BtLaunched
+{
+	Oid			dboid;
+	BackgroundWorkerHandle *handle;
+} BtLaunched;
+
+static void
+bt_launcher_on_exit(int code, Datum arg)
+{
+	LWLockAcquire(bt_watcher->lock, LW_EXCLUSIVE);
+	if (bt_watcher->launcher_pid == MyProcPid)
+	{
+		bt_watcher->launcher_pid = 0;
+		bt_watcher->launcher_latch = NULL;
+	}
+	LWLockRelease(bt_watcher->lock);
+}
+
+/*
+ * Connectable, non-template, valid databases (List of Oid).
+ */
+static List *
+bt_list_databases(MemoryContext cxt)
+{
+	List	   *result = NIL;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+		MemoryContext old;
+
+		/* templates: a connection there would block CREATE DATABASE */
+		if (!db->datallowconn || db->datistemplate || db->datconnlimit == -2)
+			continue;
+		old = MemoryContextSwitchTo(cxt);
+		result = lappend_oid(result, db->oid);
+		MemoryContextSwitchTo(old);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	CommitTransactionCommand();
+	return result;
+}
+
+static BackgroundWorkerHandle *
+bt_launch_watcher(int slot, Oid dboid)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_ConsistentState;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker.bgw_library_name, "bingo_tune", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "bt_watcher_main", BGW_MAXLEN);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "bingo_tune watcher %u", dboid);
+	strlcpy(worker.bgw_type, "bingo_tune watcher", BGW_MAXLEN);
+	worker.bgw_main_arg = Int32GetDatum(slot);
+	memcpy(worker.bgw_extra, &dboid, sizeof(Oid));
+	worker.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+		return NULL;
+	return handle;
+}
+
+void
+bt_launcher_main(Datum main_arg)
+{
+	MemoryContext cxt;
+	List	   *launched = NIL;
+	bool		warned_full = false;
+	bool		warned_workers = false;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	if (bt_watcher == NULL)
+		proc_exit(0);
+
+	/* no database: only the shared catalogs, pg_database among them */
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("bingo_tune launcher");
+
+	LWLockAcquire(bt_watcher->lock, LW_EXCLUSIVE);
+	bt_watcher->launcher_pid = MyProcPid;
+	bt_watcher->launcher_latch = MyLatch;
+	LWLockRelease(bt_watcher->lock);
+	before_shmem_exit(bt_launcher_on_exit, (Datum) 0);
+
+	cxt = AllocSetContextCreate(TopMemoryContext, "bingo_tune launcher",
+								ALLOCSET_DEFAULT_SIZES);
+
+	for (;;)
+	{
+		List	   *dbs;
+		List	   *still = NIL;
+		ListCell   *lc;
+		TimestampTz now;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		MemoryContextReset(cxt);
+		pgstat_report_activity(STATE_RUNNING, "listing databases");
+		dbs = bt_list_databases(cxt);
+		MemoryContextSwitchTo(TopMemoryContext);
+		now = GetCurrentTimestamp();
+
+		/* forget watchers that have stopped */
+		foreach(lc, launched)
+		{
+			BtLaunched *l = lfirst(lc);
+			pid_t		pid;
+
+			if (GetBackgroundWorkerPid(l->handle, &pid) == BGWH_STOPPED)
+			{
+				pfree(l->handle);
+				pfree(l);
+			}
+			else
+				still = lappend(still, l);
+		}
+		list_free(launched);
+		launched = still;
+
+		LWLockAcquire(bt_watcher->lock, LW_EXCLUSIVE);
+
+		/* free the slots of databases that are gone */
+		for (int i = 0; i < BT_MAX_WATCHERS; i++)
+		{
+			BtWatcherSlot *s = &bt_watcher->slots[i];
+
+			if (OidIsValid(s->dboid) && s->pid == 0 && !list_member_oid(dbs, s->dboid) &&
+				s->paused_until < now)
+			{
+				bool		pending = false;
+
+				foreach(lc, launched)
+					if (((BtLaunched *) lfirst(lc))->dboid == s->dboid)
+						pending = true;
+				if (!pending)
+					memset(s, 0, sizeof(BtWatcherSlot));
+			}
+		}
+
+		foreach(lc, dbs)
+		{
+			Oid			dboid = lfirst_oid(lc);
+			int			i = bt_find_slot(dboid, true);
+			BtWatcherSlot *s;
+			bool		pending = false;
+			ListCell   *lc2;
+			BackgroundWorkerHandle *handle;
+
+			if (i < 0)
+			{
+				if (!warned_full)
+					ereport(WARNING,
+							(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+							 errmsg("bingo_tune watches at most %d databases", BT_MAX_WATCHERS),
+							 errdetail("Database with OID %u gets no watcher.", dboid)));
+				warned_full = true;
+				continue;
+			}
+			s = &bt_watcher->slots[i];
+			foreach(lc2, launched)
+				if (((BtLaunched *) lfirst(lc2))->dboid == dboid)
+					pending = true;
+			if (pending || s->pid != 0 || s->paused_until > now)
+				continue;
+			if (s->no_extension && s->retry_at > now)
+				continue;
+
+			/* no longer than the current naptime */
+			s->retry_at = TimestampTzPlusMilliseconds(now, (int64) bt_naptime * 1000 * BT_NOEXT_RETRY);
+			handle = bt_launch_watcher(i, dboid);
+			if (handle == NULL)
+			{
+				if (!warned_workers)
+					ereport(WARNING,
+							(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+							 errmsg("bingo_tune could not start a watcher: no background worker slot free"),
+							 errhint("Raise max_worker_processes: bingo_tune needs one worker per database with the extension, plus one launcher and one per index build.")));
+				warned_workers = true;
+				continue;
+			}
+			warned_workers = false;
+			{
+				MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+				BtLaunched *l = palloc(sizeof(BtLaunched));
+
+				l->dboid = dboid;
+				l->handle = handle;
+				launched = lappend(launched, l);
+				MemoryContextSwitchTo(old);
+			}
+		}
+		LWLockRelease(bt_watcher->lock);
+
+		pgstat_report_activity(STATE_IDLE, NULL);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 (long) bt_naptime * 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/* ================================================================
+ * The watcher
+ * ================================================================
+ */
+
+static void
+bt_watcher_on_exit(int code, Datum arg)
+{
+	if (bt_my_slot < 0)
+		return;
+	LWLockAcquire(bt_watcher->lock, LW_EXCLUSIVE);
+	if (bt_watcher->slots[bt_my_slot].pid == MyProcPid)
+		bt_watcher->slots[bt_my_slot].pid = 0;
+	if (bt_watcher->launcher_latch != NULL)
+		SetLatch(bt_watcher->launcher_latch);
+	LWLockRelease(bt_watcher->lock);
+	bt_my_slot = -1;
+}
+
+/* Has a database command asked us to leave? */
+static bool
+bt_stop_requested(void)
+{
+	bool		stop;
+
+	LWLockAcquire(bt_watcher->lock, LW_SHARED);
+	stop = bt_watcher->slots[bt_my_slot].paused_until > GetCurrentTimestamp();
+	LWLockRelease(bt_watcher->lock);
+	return stop;
+}
+
+/* Exit quietly, telling the launcher this database has no extension. */
+static void
+bt_exit_no_extension(void)
+{
+	LWLockAcquire(bt_watcher->lock, LW_EXCLUSIVE);
+	bt_watcher->slots[bt_my_slot].no_extension = true;
+	bt_watcher->slots[bt_my_slot].nstatus = 0;
+	LWLockRelease(bt_watcher->lock);
+	proc_exit(0);
+}
+
+void
+bt_watcher_main(Datum main_arg)
+{
+	int			slot = DatumGetInt32(main_arg);
+	Oid			dboid;
+	MemoryContext passcxt;
+	bool		claimed = false;
+	char	   *dbname;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	/* SIGINT stays the statement cancel handler: a pause cancels our waits */
+	BackgroundWorkerUnblockSignals();
+
+	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
+	if (bt_watcher == NULL || slot < 0 || slot >= BT_MAX_WATCHERS)
+		proc_exit(0);
+
+	/* claim the slot: one watcher per database */
+	LWLockAcquire(bt_watcher->lock, LW_EXCLUSIVE);
+	if (bt_watcher->slots[slot].dboid == dboid &&
+		(bt_watcher->slots[slot].pid == 0 ||
+		 BackendPidGetProc(bt_watcher->slots[slot].pid) == NULL) &&
+		bt_watcher->slots[slot].paused_until <= GetCurrentTimestamp())
+	{
+		bt_watcher->slots[slot].pid = MyProcPid;
+		claimed = true;
+	}
+	LWLockRelease(bt_watcher->lock);
+	if (!claimed)
+		proc_exit(0);
+	bt_my_slot = slot;
+	before_shmem_exit(bt_watcher_on_exit, (Datum) 0);
+
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+
+	/* paused while we were connecting? */
+	if (bt_stop_requested())
+		proc_exit(0);
+
+	SetConfigOption("application_name", "bingo_tune watcher", PGC_USERSET, PGC_S_OVERRIDE);
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	/* never queue for long behind DDL on the app's tables */
+	SetConfigOption("lock_timeout", "5s", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+
+	bt_long_cxt = AllocSetContextCreate(TopMemoryContext, "bingo_tune watcher",
+										ALLOCSET_DEFAULT_SIZES);
+	passcxt = AllocSetContextCreate(TopMemoryContext, "bingo_tune watcher pass",
+									ALLOCSET_DEFAULT_SIZES);
+
+	StartTransactionCommand();
+	dbname = MemoryContextStrdup(bt_long_cxt, get_database_name(MyDatabaseId));
+	CommitTransactionCommand();
+	ereport(DEBUG1, (errmsg("bingo_tune: watcher started in database \"%s\"", dbname)));
+
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (bt_stop_requested())
+			proc_exit(0);
+
+		MemoryContextReset(passcxt);
+		PG_TRY();
+		{
+			bt_watcher_pass(passcxt);
+		}
+		PG_CATCH();
+		{
+			bool		stop;
+
+			MemoryContextSwitchTo(passcxt);
+			stop = bt_stop_requested();
+			/* log it (unless we were asked to leave), clean up, try again */
+			if (!stop)
+				EmitErrorReport();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			if (stop)
+				proc_exit(0);
+			pgstat_report_activity(STATE_IDLE, NULL);
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(TopMemoryContext);
+
+		pgstat_report_activity(STATE_IDLE, NULL);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 (long) bt_naptime * 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		if (bt_stop_requested())
+			proc_exit(0);
+	}
+}
+
+/*
+ * pg_stat_statements: fill calls of stmts (dbid = ours).  The function
+ * form with showtext = false reads no query texts.
+ */
+static void
+bt_read_pgss(List *stmts, Datum qids, const char *pgss_schema)
+{
+	Oid			argtypes[2] = {OIDOID, INT8ARRAYOID};
+	Datum		args[2];
+	char	   *sql;
+	int			ret;
+
+	args[0] = ObjectIdGetDatum(MyDatabaseId);
+	args[1] = qids;
+	sql = psprintf("SELECT queryid, sum(calls)::int8 FROM %s.pg_stat_statements(false)"
+				   " WHERE dbid = $1 AND queryid = ANY ($2) GROUP BY queryid",
+				   quote_identifier(pgss_schema));
+	SPI_connect();
+	ret = SPI_execute_with_args(sql, 2, argtypes, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_stat_statements: %s", SPI_result_code_string(ret));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		int64		qid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+		int64		calls = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull));
+		ListCell   *lc;
+
+		foreach(lc, stmts)
+		{
+			BtStmt	   *st = lfirst(lc);
+
+			if (st->analysed && (int64) st->queryid == qid)
+				st->calls += calls;
+		}
+	}
+	SPI_finish();
+}
+
+/*
+ * pg_stat_activity: runs in progress for longer than min_running.
+ */
+static void
+bt_read_activity(List *stmts, Datum qids)
+{
+	Oid			argtypes[3] = {OIDOID, INT8ARRAYOID, INT4OID};
+	Datum		args[3];
+	int			ret;
+
+	args[0] = ObjectIdGetDatum(MyDatabaseId);
+	args[1] = qids;
+	args[2] = Int32GetDatum(bt_min_running);
+	SPI_connect();
+	ret = SPI_execute_with_args("SELECT DISTINCT query_id FROM pg_catalog.pg_stat_activity"
+								" WHERE datid = $1 AND state = 'active' AND query_id = ANY ($2)"
+								" AND query_start < pg_catalog.clock_timestamp() - $3 * interval '1 ms'",
+								3, argtypes, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_stat_activity: %s", SPI_result_code_string(ret));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		int64		qid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+		ListCell   *lc;
+
+		foreach(lc, stmts)
+		{
+			BtStmt	   *st = lfirst(lc);
+
+			if (st->analysed && (int64) st->queryid == qid)
+				st->running = true;
+		}
+	}
+	SPI_finish();
+}
+
+/*
+ * Has bingo_tune.events a "seen" row for this statement and queryid?
+ */
+static bool
+bt_seen_recorded(const char *name, uint64 queryid)
+{
+	Oid			argtypes[2] = {TEXTOID, INT8OID};
+	Datum		args[2];
+	bool		found;
+
+	args[0] = CStringGetTextDatum(name);
+	args[1] = Int64GetDatum((int64) queryid);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT 1 FROM bingo_tune.events"
+							  " WHERE action = 'seen' AND statement = $1 AND queryid = $2 LIMIT 1",
+							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read bingo_tune.events");
+	found = SPI_processed > 0;
+	SPI_finish();
+	return found;
+}
+
+static const char *
+bt_stmt_state_name(BtStmtState state)
+{
+	switch (state)
+	{
+		case BT_STMT_WAITING:
+			return "waiting";
+		case BT_STMT_IDLE:
+			return "not seen";
+		case BT_STMT_SEEN:
+			return "seen";
+		case BT_STMT_RUNNING:
+			return "running";
+	}
+	return "unknown";
+}
+
+/*
+ * Is any statement of want seen or running?  Returns the names of those
+ * that are, "a, b".
+ */
+static char *
+bt_seen_statements(BtWantedIndex *want, List *stmts)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, want->statements)
+	{
+		const char *name = lfirst(lc);
+		ListCell   *lc2;
+
+		foreach(lc2, stmts)
+		{
+			BtStmt	   *st = lfirst(lc2);
+
+			if (strcmp(st->name, name) == 0 && (st->calls > 0 || st->running))
+			{
+				if (buf.len > 0)
+					appendStringInfoString(&buf, ", ");
+				appendStringInfoString(&buf, name);
+				break;
+			}
+		}
+	}
+	if (buf.len == 0)
+		return NULL;
+	return buf.data;
+}
+
+/*
+ * One pass: see, decide, record; then build, outside the transaction.
+ */
+static void
+bt_watcher_pass(MemoryContext passcxt)
+{
+	bool		standby;
+	Oid			extoid;
+	char	   *pgss_schema = NULL;
+	List	   *stmts = NIL;
+	List	   *jobs = NIL;
+	List	   *wanted;
+	ListCell   *lc;
+	Datum	   *qidvals;
+	int			nqids = 0;
+	Datum		qids;
+	bool		inserted = false;
+	int			ret;
+	TimestampTz now;
+	MemoryContext oldcxt;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	MemoryContextSwitchTo(passcxt);
+	pgstat_report_activity(STATE_RUNNING, "bingo_tune watcher: checking watched statements");
+
+	standby = RecoveryInProgress();
+	now = GetCurrentTimestamp();
+
+	extoid = get_extension_oid("bingo_tune", true);
+	if (!OidIsValid(extoid))
+	{
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		ereport(DEBUG1, (errmsg("bingo_tune: no extension in this database, watcher exits")));
+		bt_exit_no_extension();
+	}
+
+	LWLockAcquire(bt_watcher->lock, LW_EXCLUSIVE);
+	bt_watcher->slots[bt_my_slot].no_extension = false;
+	bt_watcher->slots[bt_my_slot].passes++;
+	bt_watcher->slots[bt_my_slot].last_pass = now;
+	LWLockRelease(bt_watcher->lock);
+
+	if (bt_mode == BT_MODE_OFF)
+	{
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		return;
+	}
+
+	/* the catalog, and each statement's queryid here and now */
+	SPI_connect();
+	ret = SPI_execute("SELECT name, statement, schema FROM bingo_tune.watch ORDER BY priority, name",
+					  true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read bingo_tune.watch: %s", SPI_result_code_string(ret));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		BtStmt	   *st = MemoryContextAllocZero(passcxt, sizeof(BtStmt));
+
+		st->name = MemoryContextStrdup(passcxt, SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1));
+		st->sql = MemoryContextStrdup(passcxt, SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2));
+		st->schema = MemoryContextStrdup(passcxt, SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 3));
+		/* SPI's context goes at SPI_finish: keep the list in ours */
+		oldcxt = MemoryContextSwitchTo(passcxt);
+		stmts = lappend(stmts, st);
+		MemoryContextSwitchTo(oldcxt);
+	}
+
+	/* pg_stat_statements is usable only when preloaded (its GUCs exist then) */
+	if (GetConfigOption("pg_stat_statements.max", true, false) != NULL)
+	{
+		ret = SPI_execute("SELECT n.nspname FROM pg_catalog.pg_extension e"
+						  " JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
+						  " WHERE e.extname = 'pg_stat_statements'", true, 1);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not read pg_extension: %s", SPI_result_code_string(ret));
+		if (SPI_processed > 0)
+			pgss_schema = MemoryContextStrdup(passcxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	}
+	SPI_finish();
+	if (pgss_schema == NULL && !bt_warned_no_pgss)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("bingo_tune watcher cannot read pg_stat_statements; it sees only runs in progress"),
+				 errhint("Add pg_stat_statements to shared_preload_libraries before bingo_tune, restart the server, and create the extension pg_stat_statements.")));
+		bt_warned_no_pgss = true;
+	}
+	MemoryContextSwitchTo(passcxt);
+
+	qidvals = palloc(sizeof(Datum) * (list_length(stmts) + 1));
+	foreach(lc, stmts)
+	{
+		BtStmt	   *st = lfirst(lc);
+		char	   *why = NULL;
+
+		st->analysed = bt_statement_queryid(st->sql, st->schema, &st->queryid, &why);
+		MemoryContextSwitchTo(passcxt);
+		if (st->analysed)
+			qidvals[nqids++] = Int64GetDatum((int64) st->queryid);
+		else
+			st->why = why;
+	}
+	qids = PointerGetDatum(construct_array(qidvals, nqids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+
+	if (nqids > 0)
+	{
+		if (pgss_schema != NULL)
+			bt_read_pgss(stmts, qids, pgss_schema);
+		bt_read_activity(stmts, qids);
+		MemoryContextSwitchTo(passcxt);
+	}
+
+	/* publish each statement's state */
+	LWLockAcquire(bt_watcher->lock, LW_EXCLUSIVE);
+	{
+		BtWatcherSlot *s = &bt_watcher->slots[bt_my_slot];
+		int			n = 0;
+
+		foreach(lc, stmts)
+		{
+			BtStmt	   *st = lfirst(lc);
+			BtStmtStatus *ss;
+
+			if (n >= BT_MAX_STATUS)
+				break;
+			ss = &s->status[n++];
+			strlcpy(ss->name, st->name, NAMEDATALEN);
+			ss->queryid = st->analysed ? st->queryid : 0;
+			ss->calls = st->calls;
+			ss->state = !st->analysed ? BT_STMT_WAITING :
+				st->running ? BT_STMT_RUNNING :
+				st->calls > 0 ? BT_STMT_SEEN : BT_STMT_IDLE;
+			strlcpy(ss->detail, st->why ? st->why : "", sizeof(ss->detail));
+		}
+		s->nstatus = n;
+	}
+	LWLockRelease(bt_watcher->lock);
+
+	/* statements seen for the first time (with this queryid) */
+	foreach(lc, stmts)
+	{
+		BtStmt	   *st = lfirst(lc);
+		char	   *key;
+
+		if (!st->analysed || (st->calls == 0 && !st->running))
+			continue;
+		key = psprintf("%s/" UINT64_FORMAT, st->name, st->queryid);
+		if (bt_str_member(bt_announced, key))
+			continue;
+		if (standby || !bt_seen_recorded(st->name, st->queryid))
+		{
+			char	   *detail = st->running ?
+				psprintf("running for longer than %d ms", bt_min_running) :
+				psprintf(INT64_FORMAT " completed calls", st->calls);
+
+			ereport(LOG,
+					(errmsg("bingo_tune: statement \"%s\" seen in database \"%s\" (queryid " INT64_FORMAT ")",
+							st->name, get_database_name(MyDatabaseId), (int64) st->queryid),
+					 errdetail("%s.", detail)));
+			if (!standby)
+			{
+				bt_record(st->name, "seen", NULL, -1, detail, &st->queryid);
+				inserted = true;
+			}
+		}
+		bt_announced = bt_str_add(bt_announced, key);
+	}
+
+	/* the indexes of the statements seen, most urgent first */
+	wanted = bt_catalog_wanted_indexes(NULL);
+	MemoryContextSwitchTo(passcxt);
+	foreach(lc, wanted)
+	{
+		BtWantedIndex *want = lfirst(lc);
+		char	   *seen_by = bt_seen_statements(want, stmts);
+		Oid			relid;
+		Oid			found;
+		BtIndexState state;
+
+		if (seen_by == NULL)
+			continue;
+		state = bt_index_state(want->def, &relid, &found);
+		MemoryContextSwitchTo(passcxt);
+
+		if (state == BT_INDEX_NO_TABLE)
+			continue;
+		if (state == BT_INDEX_PRESENT)
+		{
+			bt_recommended = bt_str_remove(bt_recommended, want->canonical);
+			if (!bt_str_member(bt_known_present, want->canonical))
+			{
+				char	   *name = get_rel_name(found);
+
+				ereport(LOG,
+						(errmsg("bingo_tune: statement \"%s\": index \"%s\" already present",
+								seen_by, name ? name : want->name)));
+				if (!standby)
+				{
+					bt_record(seen_by, "already present", name ? name : want->name, -1, NULL, NULL);
+					inserted = true;
+				}
+				bt_known_present = bt_str_add(bt_known_present, want->canonical);
+			}
+			continue;
+		}
+
+		/* missing or invalid */
+		bt_known_present = bt_str_remove(bt_known_present, want->canonical);
+		if (standby || bt_mode == BT_MODE_ADVISE)
+		{
+			const char *reason = standby ?
+				"standby: build it on the primary, it replicates" :
+				"advise mode: not building";
+
+			if (bt_str_member(bt_recommended, want->canonical))
+				continue;
+			ereport(LOG,
+					(errmsg("bingo_tune: statement \"%s\" needs index \"%s\": %s",
+							seen_by, want->name, bt_indexdef_create_sql(want->def)),
+					 errdetail("The index is %s; %s.", bt_index_state_name(state), reason)));
+			bt_add_reco(seen_by, want->name, want->canonical, reason);
+			if (!standby)
+			{
+				bt_record(seen_by, "recommended", want->name, -1, reason, NULL);
+				inserted = true;
+			}
+			bt_recommended = bt_str_add(bt_recommended, want->canonical);
+		}
+		else
+		{
+			BtBackoff  *bo = NULL;
+			ListCell   *lc2;
+			BtBuildJob *job;
+
+			foreach(lc2, bt_backoffs)
+				if (strcmp(((BtBackoff *) lfirst(lc2))->canonical, want->canonical) == 0)
+					bo = lfirst(lc2);
+			if (bo != NULL && bo->next_try > now)
+				continue;
+			job = palloc(sizeof(BtBuildJob));
+			job->canonical = pstrdup(want->canonical);
+			job->name = pstrdup(want->name);
+			job->statements = pstrdup(seen_by);
+			jobs = lappend(jobs, job);
+		}
+	}
+
+	if (inserted)
+		bt_prune_events();
+
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(passcxt);
+
+	if (jobs != NIL)
+		bt_run_builds(jobs);
+}
+
+/*
+ * Build each job's index in turn, holding no snapshot, and record the
+ * outcomes.
+ */
+static void
+bt_run_builds(List *jobs)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ListCell   *lc;
+
+	foreach(lc, jobs)
+	{
+		BtBuildJob *job = lfirst(lc);
+		BtBuildResult res;
+		BtBackoff  *bo = NULL;
+		ListCell   *lc2;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (bt_mode != BT_MODE_AUTO || bt_stop_requested())
+			break;
+
+		ereport(LOG,
+				(errmsg("bingo_tune: statement \"%s\": building index \"%s\"",
+						job->statements, job->name)));
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		bt_record(job->statements, "started", job->name, -1, NULL, NULL);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		InvalidateCatalogSnapshot();
+		MemoryContextSwitchTo(cxt);
+
+		pgstat_report_activity(STATE_RUNNING, psprintf("bingo_tune watcher: building index %s", job->name));
+		bt_build_index(MyDatabaseId, job->canonical, &res);
+		pgstat_report_activity(STATE_IDLE, NULL);
+
+		foreach(lc2, bt_backoffs)
+			if (strcmp(((BtBackoff *) lfirst(lc2))->canonical, job->canonical) == 0)
+				bo = lfirst(lc2);
+
+		if (res.outcome == BT_BUILD_FAILED)
+		{
+			int64		wait_s;
+			MemoryContext old = MemoryContextSwitchTo(bt_long_cxt);
+
+			if (bo == NULL)
+			{
+				bo = palloc0(sizeof(BtBackoff));
+				bo->canonical = pstrdup(job->canonical);
+				bt_backoffs = lappend(bt_backoffs, bo);
+			}
+			MemoryContextSwitchTo(old);
+			bo->failures++;
+			wait_s = (int64) bt_naptime << Min(bo->failures, 20);
+			wait_s = Min(wait_s, BT_BACKOFF_MAX);
+			bo->next_try = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_s * 1000);
+			ereport(LOG,
+					(errmsg("bingo_tune: statement \"%s\": build of index \"%s\" failed, retrying in " INT64_FORMAT " s",
+							job->statements, res.index_name, wait_s),
+					 errdetail("%s", res.detail)));
+		}
+		else
+		{
+			if (bo != NULL)
+			{
+				bt_backoffs = list_delete_ptr(bt_backoffs, bo);
+				pfree(bo->canonical);
+				pfree(bo);
+			}
+			if (res.outcome != BT_BUILD_NO_TABLE)
+				bt_known_present = bt_str_add(bt_known_present, job->canonical);
+			ereport(LOG,
+					(errmsg("bingo_tune: statement \"%s\": index \"%s\" %s in %.2f s",
+							job->statements, res.index_name,
+							bt_build_outcome_name(res.outcome), res.seconds)));
+		}
+
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (OidIsValid(get_extension_oid("bingo_tune", true)))
+		{
+			bt_record(job->statements, bt_build_outcome_name(res.outcome), res.index_name,
+					  res.outcome == BT_BUILD_CREATED || res.outcome == BT_BUILD_REBUILT ||
+					  res.outcome == BT_BUILD_FAILED ? res.seconds : -1,
+					  res.detail, NULL);
+			bt_prune_events();
+		}
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(cxt);
+	}
+}
+
+/*
+ * Store one event.  Needs a transaction and an active snapshot; primary
+ * only.
+ */
+static void
+bt_record(const char *statement, const char *action, const char *index_name,
+		  double seconds, const char *detail, const uint64 *queryid)
+{
+	Oid			argtypes[6] = {TEXTOID, TEXTOID, TEXTOID, FLOAT8OID, TEXTOID, INT8OID};
+	Datum		args[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	int			ret;
+
+	args[0] = CStringGetTextDatum(statement);
+	args[1] = CStringGetTextDatum(action);
+	args[2] = index_name ? CStringGetTextDatum(index_name) : (Datum) 0;
+	if (index_name == NULL)
+		nulls[2] = 'n';
+	args[3] = Float8GetDatum(seconds);
+	if (seconds < 0)
+		nulls[3] = 'n';
+	args[4] = (detail && detail[0]) ? CStringGetTextDatum(detail) : (Datum) 0;
+	if (detail == NULL || detail[0] == '\0')
+		nulls[4] = 'n';
+	args[5] = queryid ? Int64GetDatum((int64) *queryid) : (Datum) 0;
+	if (queryid == NULL)
+		nulls[5] = 'n';
+
+	SPI_connect();
+	ret = SPI_execute_with_args("INSERT INTO bingo_tune.events"
+								" (statement, action, index_name, duration, detail, source, queryid)"
+								" VALUES ($1, $2, $3, $4 * interval '1 second', $5, 'watcher', $6)",
+								6, argtypes, args, nulls, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "could not record in bingo_tune.events: %s", SPI_result_code_string(ret));
+	SPI_finish();
+}
+
+/*
+ * Keep at most bingo_tune.events_max rows (by id: newest kept).
+ */
+static void
+bt_prune_events(void)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1];
+
+	args[0] = Int64GetDatum((int64) bt_events_max);
+	SPI_connect();
+	if (SPI_execute_with_args("DELETE FROM bingo_tune.events"
+							  " WHERE id <= (SELECT max(id) FROM bingo_tune.events) - $1",
+							  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not prune bingo_tune.events");
+	SPI_finish();
+}
+
+static void
+bt_add_reco(const char *statements, const char *index_name,
+			const char *definition, const char *reason)
+{
+	BtReco	   *r;
+
+	LWLockAcquire(bt_watcher->lock, LW_EXCLUSIVE);
+	r = &bt_watcher->recos[bt_watcher->nrecos % BT_RECO_RING];
+	r->at = GetCurrentTimestamp();
+	r->dboid = MyDatabaseId;
+	strlcpy(r->statements, statements, sizeof(r->statements));
+	strlcpy(r->index_name, index_name, sizeof(r->index_name));
+	strlcpy(r->definition, definition, sizeof(r->definition));
+	strlcpy(r->reason, reason, sizeof(r->reason));
+	bt_watcher->nrecos++;
+	LWLockRelease(bt_watcher->lock);
+}
+
+/* ---- small string sets in bt_long_cxt ---- */
+
+static bool
+bt_str_member(List *list, const char *s)
+{
+	ListCell   *lc;
+
+	foreach(lc, list)
+		if (strcmp((char *) lfirst(lc), s) == 0)
+			return true;
+	return false;
+}
+
+static List *
+bt_str_add(List *list, const char *s)
+{
+	MemoryContext old;
+
+	if (bt_str_member(list, s))
+		return list;
+	old = MemoryContextSwitchTo(bt_long_cxt);
+	list = lappend(list, pstrdup(s));
+	MemoryContextSwitchTo(old);
+	return list;
+}
+
+static List *
+bt_str_remove(List *list, const char *s)
+{
+	ListCell   *lc;
+
+	foreach(lc, list)
+	{
+		char	   *item = lfirst(lc);
+
+		if (strcmp(item, s) == 0)
+		{
+			list = foreach_delete_current(list, lc);
+			pfree(item);
+			return list;
+		}
+	}
+	return list;
+}
+
+/* ================================================================
+ * SQL functions
+ * ================================================================
+ */
+
+/*
+ * Set up fcinfo's result as a tuplestore (InitMaterializedSRF from 15 on).
+ */
+static void
+bt_materialize(FunctionCallInfo fcinfo)
+{
+#if PG_VERSION_NUM >= 150000
+	InitMaterializedSRF(fcinfo, 0);
+#else
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TupleDesc	tupdesc;
+	MemoryContext oldcxt;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = tuplestore_begin_heap(true, false, work_mem);
+	rsinfo->setDesc = CreateTupleDescCopy(tupdesc);
+	MemoryContextSwitchTo(oldcxt);
+#endif
+}
+
+static void
+bt_require_watcher(void)
+{
+	bt_require_preload("the bingo_tune watcher");
+	if (bt_watcher == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the bingo_tune watcher's shared memory is not set up")));
+}
+
+/*
+ * watcher() returns (pid int, mode text, passes bigint, last_pass timestamptz)
+ * for the current database; pid is NULL when no watcher runs.
+ */
+Datum
+bt_watcher_info(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+	int			i;
+	BtWatcherSlot copy;
+
+	bt_require_watcher();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	tupdesc = BlessTupleDesc(tupdesc);
+
+	memset(&copy, 0, sizeof(copy));
+	LWLockAcquire(bt_watcher->lock, LW_SHARED);
+	i = bt_find_slot(MyDatabaseId, false);
+	if (i >= 0)
+	{
+		copy.pid = bt_watcher->slots[i].pid;
+		copy.passes = bt_watcher->slots[i].passes;
+		copy.last_pass = bt_watcher->slots[i].last_pass;
+	}
+	LWLockRelease(bt_watcher->lock);
+
+	values[0] = Int32GetDatum(copy.pid);
+	nulls[0] = copy.pid == 0;
+	values[1] = CStringGetTextDatum(GetConfigOption("bingo_tune.mode", false, false));
+	values[2] = Int64GetDatum((int64) copy.passes);
+	values[3] = TimestampTzGetDatum(copy.last_pass);
+	nulls[3] = copy.last_pass == 0;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * watched() returns setof (statement text, queryid bigint, state text,
+ *							calls bigint, detail text)
+ * as the current database's watcher saw them in its last pass.
+ */
+Datum
+bt_watched(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	BtStmtStatus *copy;
+	int			n = 0;
+	int			i;
+
+	bt_require_watcher();
+	bt_materialize(fcinfo);
+
+	copy = palloc(sizeof(BtStmtStatus) * BT_MAX_STATUS);
+	LWLockAcquire(bt_watcher->lock, LW_SHARED);
+	i = bt_find_slot(MyDatabaseId, false);
+	if (i >= 0 && bt_watcher->slots[i].pid != 0)
+	{
+		n = bt_watcher->slots[i].nstatus;
+		memcpy(copy, bt_watcher->slots[i].status, sizeof(BtStmtStatus) * n);
+	}
+	LWLockRelease(bt_watcher->lock);
+
+	for (int k = 0; k < n; k++)
+	{
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
+
+		values[0] = CStringGetTextDatum(copy[k].name);
+		values[1] = Int64GetDatum((int64) copy[k].queryid);
+		nulls[1] = copy[k].state == BT_STMT_WAITING;
+		values[2] = CStringGetTextDatum(bt_stmt_state_name(copy[k].state));
+		values[3] = Int64GetDatum(copy[k].calls);
+		values[4] = CStringGetTextDatum(copy[k].detail);
+		nulls[4] = copy[k].detail[0] == '\0';
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * recommendations() returns setof (at timestamptz, statements text,
+ *									 index_name text, definition text,
+ *									 reason text)
+ * the recent recommendations in the current database, oldest first.  Kept
+ * in shared memory, so readable on a standby; lost at restart.
+ */
+Datum
+bt_recommendations(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	BtReco	   *copy;
+	uint64		nrecos;
+	uint64		first;
+
+	bt_require_watcher();
+	bt_materialize(fcinfo);
+
+	copy = palloc(sizeof(BtReco) * BT_RECO_RING);
+	LWLockAcquire(bt_watcher->lock, LW_SHARED);
+	nrecos = bt_watcher->nrecos;
+	memcpy(copy, bt_watcher->recos, sizeof(BtReco) * BT_RECO_RING);
+	LWLockRelease(bt_watcher->lock);
+
+	first = nrecos > BT_RECO_RING ? nrecos - BT_RECO_RING : 0;
+	for (uint64 k = first; k < nrecos; k++)
+	{
+		BtReco	   *r = &copy[k % BT_RECO_RING];
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
+
+		if (r->dboid != MyDatabaseId)
+			continue;
+		values[0] = TimestampTzGetDatum(r->at);
+		values[1] = CStringGetTextDatum(r->statements);
+		values[2] = CStringGetTextDatum(r->index_name);
+		values[3] = CStringGetTextDatum(r->definition);
+		values[4] = CStringGetTextDatum(r->reason);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
