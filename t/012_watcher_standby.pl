@@ -1,0 +1,82 @@
+# A streaming standby has its own watcher.  It sees the statement run on
+# the standby but builds nothing: it logs the recommendation and lists it in
+# bingo_tune.recommendations() (the events table is read-only there).  The
+# index built on the primary replicates and then shows present.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $primary = PostgreSQL::Test::Cluster->new('primary');
+$primary->init(allows_streaming => 1);
+$primary->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'pg_stat_statements,bingo_tune'
+compute_query_id = on
+max_worker_processes = 16
+bingo_tune.naptime = 1
+});
+$primary->start;
+
+$primary->safe_psql('postgres', q{
+CREATE EXTENSION bingo_tune CASCADE;
+CREATE TABLE movies (id integer, name text, year integer, duration integer);
+INSERT INTO movies SELECT g, 'movie ' || g % 700, 1950 + g % 75, 90
+	FROM generate_series(1, 29000) g;
+});
+
+$primary->backup('b1');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($primary, 'b1', has_streaming => 1);
+$standby->start;
+
+my $movie_list = q{
+SELECT movies.id, movies.name, movies.year, movies.duration FROM movies
+ORDER BY movies.year DESC, movies.name ASC, movies.id DESC LIMIT 100000};
+
+ok($standby->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE backend_type = 'bingo_tune watcher' AND datname = 'postgres'}),
+	'the standby has a watcher');
+ok($standby->poll_query_until('postgres', q{
+	SELECT passes > 0 FROM bingo_tune.watcher()}),
+	'it makes passes on the standby');
+
+# The app reads from the standby.
+$standby->safe_psql('postgres', $movie_list);
+ok($standby->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM bingo_tune.recommendations()
+	WHERE statements = 'movie_list' AND reason LIKE 'standby%'}),
+	'the standby watcher recommends the index');
+like(slurp_file($standby->logfile),
+	qr/bingo_tune: statement "movie_list" needs index "bingo_tune_movies_year_desc_name_id_desc_incl_duration"/,
+	'and logs the recommendation');
+my $passes = $standby->safe_psql('postgres', 'SELECT passes FROM bingo_tune.watcher()');
+ok($standby->poll_query_until('postgres', "SELECT passes >= $passes + 3 FROM bingo_tune.watcher()"),
+	'more passes on the standby');
+is($standby->safe_psql('postgres', q{
+	SELECT state FROM bingo_tune.advise() WHERE 'movie_list' = ANY (statements)}),
+	'missing', 'the standby built nothing');
+is($standby->safe_psql('postgres', q{
+	SELECT count(*) FROM bingo_tune.recommendations() WHERE statements = 'movie_list'}),
+	'1', 'the recommendation is made once');
+is($primary->safe_psql('postgres', q{
+	SELECT count(*) FROM bingo_tune.events WHERE source = 'watcher'}),
+	'0', 'the primary, which did not see the statement, did nothing');
+
+# The statement runs on the primary: its watcher builds, and it replicates.
+$primary->safe_psql('postgres', $movie_list);
+ok($primary->poll_query_until('postgres', q{
+	SELECT state = 'present' FROM bingo_tune.advise() WHERE 'movie_list' = ANY (statements)}),
+	'the primary builds the index');
+$primary->wait_for_catchup($standby);
+ok($standby->poll_query_until('postgres', q{
+	SELECT state = 'present' FROM bingo_tune.advise() WHERE 'movie_list' = ANY (statements)}),
+	'the index replicates and shows present on the standby');
+ok($standby->wait_for_log(
+	qr/bingo_tune: statement "movie_list": index "\S+" already present/),
+	'the standby watcher notes it present');
+
+$standby->stop;
+$primary->stop;
+done_testing();
