@@ -60,7 +60,7 @@ usage(void)
 		   "                         or a URI (multi-host lists work); without it, or a\n"
 		   "                         CONNINFO argument, the PG* environment variables\n"
 		   "  -q, --quiet            print errors and warnings only\n"
-		   "  -v, --verbose          also print what is done and the server's notices\n"
+		   "  -v, --verbose          also print the queries and every server notice\n"
 		   "  -h, --help             show help, then exit\n"
 		   "  -V, --version          show the version, then exit\n");
 	printf("\nExit codes:\n"
