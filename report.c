@@ -169,6 +169,7 @@ bt_watch_read(const char *only)
 	Oid			owner;
 	Oid			save_userid;
 	int			save_sec;
+	int			nestlevel;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
 	char		nulls[1] = {' '};
@@ -190,8 +191,17 @@ bt_watch_read(const char *only)
 	if (only == NULL)
 		nulls[0] = 'n';
 
+	/*
+	 * As the owner, and with a search_path the caller cannot fill with
+	 * look-alike operators or functions.
+	 */
 	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 
 	/* not read-only: from the catalog's trigger, see the rows just written */
 	SPI_connect();
@@ -226,6 +236,7 @@ bt_watch_read(const char *only)
 	}
 	SPI_finish();
 
+	AtEOXact_GUC(true, nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec);
 
 	if (only != NULL && rows == NIL)

@@ -23,11 +23,13 @@
  *
  * What the hooks time.  Only top-level runs (nesting level 0, as in
  * pg_stat_statements: statements run by functions, procedures, DO blocks,
- * EXPLAIN ANALYZE or check() are not counted), in regular backends.  The
- * clock starts in ExecutorStart and stops in ExecutorEnd.  ExecutorEnd is
- * skipped when a run fails, so ExecutorStart notes the running statement in
- * bt_running, and the transaction / subtransaction abort callbacks count it
- * as failed, with how long it ran.
+ * EXPLAIN ANALYZE or check() are not counted), in regular backends.  A run
+ * counts from the arrival of the client's message (the statement timestamp,
+ * as statement_timeout does), so parsing and planning are included, up to
+ * ExecutorEnd: what the application waits for, less the network.
+ * ExecutorEnd is skipped when a run fails, so ExecutorStart notes the
+ * running statement in bt_running, and the transaction / subtransaction
+ * abort callbacks count it as failed, with how long it ran.
  *
  * Locking.  bt_stats->lock (an LWLock of tranche "bingo_tune_stats")
  * protects the hash table: shared to look an entry up and update its
@@ -53,7 +55,6 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "port/atomics.h"
-#include "portability/instr_time.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
@@ -105,7 +106,7 @@ typedef struct BtRunning
 	QueryDesc  *queryDesc;
 	BtStatsKey	key;
 	SubTransactionId subid;
-	instr_time	start;
+	TimestampTz start;
 } BtRunning;
 
 /*---- GUC variables (defined in bingo_tune.c) ----*/
@@ -117,6 +118,10 @@ static HTAB *bt_stats_hash = NULL;
 
 static int	bt_nesting_level = 0;
 static BtRunning bt_running;
+
+/* the previous watched run's statement start and end, see bt_ExecutorStart */
+static TimestampTz bt_prev_stmt_start = 0;
+static TimestampTz bt_prev_end = 0;
 
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ExecutorRun_hook_type prev_ExecutorRun = NULL;
@@ -300,6 +305,8 @@ bt_stats_shmem_init(void)
 		bt_stats->full_warned = false;
 		for (int i = 0; i < BT_FILTER_WORDS; i++)
 			pg_atomic_init_u64(&bt_stats->filter[i], 0);
+		elog(DEBUG1, "bingo_tune: %zu bytes of shared memory for %d watched statements (%zu bytes each)",
+			 bt_stats_shmem_size(), bt_max_watched, sizeof(BtStatsEntry));
 	}
 
 	memset(&info, 0, sizeof(info));
@@ -678,16 +685,15 @@ bt_stats_install_hooks(void)
 	RegisterSubXactCallback(bt_subxact_callback, NULL);
 }
 
-/* the failed run in flight: count it with how long it ran */
+/* the run in flight ended: count it with how long it ran */
 static void
-bt_running_failed(void)
+bt_running_done(bool failed)
 {
-	instr_time	now;
+	TimestampTz now = GetCurrentTimestamp();
 
-	INSTR_TIME_SET_CURRENT(now);
-	INSTR_TIME_SUBTRACT(now, bt_running.start);
 	bt_running.active = false;
-	bt_stats_record(&bt_running.key, INSTR_TIME_GET_MILLISEC(now), true);
+	bt_prev_end = now;
+	bt_stats_record(&bt_running.key, (double) (now - bt_running.start) / 1000.0, failed);
 }
 
 static void
@@ -697,18 +703,28 @@ bt_ExecutorStart(QueryDesc *queryDesc, int eflags)
 
 	/*
 	 * Note a top-level run of a watched statement, before the executor
-	 * starts so that a cancel during startup counts as a failed run.
+	 * starts so that a cancel during startup counts as a failed run.  The
+	 * run counts from the arrival of the client's message (the statement
+	 * timestamp, which statement_timeout counts from too), so parsing and
+	 * planning are in.  When one simple-query message holds several
+	 * statements they share that timestamp: a watched run then counts from
+	 * the end of the previous watched run of the same message.
 	 */
 	if (bt_nesting_level == 0 && bt_stats != NULL &&
 		queryid != UINT64CONST(0) && !IsParallelWorker() &&
 		(eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
 		bt_filter_test(queryid))
 	{
+		TimestampTz stmt_start = GetCurrentStatementStartTimestamp();
+
 		bt_running.active = true;
 		bt_running.queryDesc = queryDesc;
 		bt_running.key = bt_make_key(MyDatabaseId, queryid);
 		bt_running.subid = GetCurrentSubTransactionId();
-		INSTR_TIME_SET_CURRENT(bt_running.start);
+		bt_running.start = stmt_start;
+		if (stmt_start == bt_prev_stmt_start && bt_prev_end > stmt_start)
+			bt_running.start = bt_prev_end;
+		bt_prev_stmt_start = stmt_start;
 	}
 
 	if (prev_ExecutorStart)
@@ -770,14 +786,7 @@ static void
 bt_ExecutorEnd(QueryDesc *queryDesc)
 {
 	if (bt_running.active && bt_running.queryDesc == queryDesc)
-	{
-		instr_time	now;
-
-		INSTR_TIME_SET_CURRENT(now);
-		INSTR_TIME_SUBTRACT(now, bt_running.start);
-		bt_running.active = false;
-		bt_stats_record(&bt_running.key, INSTR_TIME_GET_MILLISEC(now), false);
-	}
+		bt_running_done(false);
 
 	if (prev_ExecutorEnd)
 		prev_ExecutorEnd(queryDesc);
@@ -833,7 +842,7 @@ bt_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			bt_running_failed();
+			bt_running_done(true);
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
@@ -856,5 +865,5 @@ bt_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB && bt_running.active &&
 		bt_running.subid == mySubid)
-		bt_running_failed();
+		bt_running_done(true);
 }
