@@ -1239,6 +1239,7 @@ bt_run_builds(List *jobs)
 		ereport(LOG,
 				(errmsg("bingo_tune: statement \"%s\": building index \"%s\"",
 						job->statements, job->name)));
+		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		bt_record(job->statements, "started", job->name, -1, NULL, NULL);
@@ -1292,6 +1293,7 @@ bt_run_builds(List *jobs)
 							bt_build_outcome_name(res.outcome), res.seconds)));
 		}
 
+		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		if (OidIsValid(get_extension_oid("bingo_tune", true)))

@@ -216,6 +216,40 @@ ok($node->poll_query_until('postgres', q{
 like(slurp_file($node->logfile), qr/running for longer than 500 ms/,
 	'the run in progress was what the watcher saw');
 
+# --- a failing build is retried with backoff, never in a tight loop -----
+
+drop_session_list_indexes('postgres');
+$node->safe_psql('postgres', "ALTER SYSTEM SET bingo_tune.build_lock_timeout = '200ms'");
+$node->reload;
+# An old snapshot that the builds wait for, longer than their lock timeout.
+my $old = $node->background_psql('postgres');
+$old->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+$old->query_safe('SELECT 1');
+my $mark = $node->safe_psql('postgres', 'SELECT max(id) FROM bingo_tune.events');
+my $movies_index = 'bingo_tune_movies_year_desc_name_id_desc_incl_duration';
+$node->safe_psql('postgres', $session_list);
+ok($node->poll_query_until('postgres', qq{
+	SELECT count(*) > 0 FROM bingo_tune.events
+	WHERE id > $mark AND action = 'failed' AND index_name = '$movies_index'}),
+	'the build fails on its lock timeout');
+like(slurp_file($node->logfile), qr/build of index "$movies_index" failed, retrying in 2 s/,
+	'the failure is logged with the time of the retry');
+ok(wait_passes('postgres', 6), 'six more passes (naptime 1 s)');
+my $attempts = $node->safe_psql('postgres', qq{
+	SELECT count(*) FROM bingo_tune.events
+	WHERE id > $mark AND action = 'started' AND index_name = '$movies_index'});
+cmp_ok($attempts, '<=', 3, "backoff: $attempts attempts in six passes, not one per pass");
+$old->query_safe('COMMIT');
+$old->quit;
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET bingo_tune.build_lock_timeout');
+$node->reload;
+ok($node->poll_query_until('postgres', q{
+	SELECT bool_and(state = 'present') FROM bingo_tune.advise()
+	WHERE 'session_list' = ANY (statements)}),
+	'once the snapshot is gone, a retry builds the indexes');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_index WHERE NOT indisvalid}),
+	'0', 'no invalid index is left behind');
+
 # --- one watcher per database with the extension, none elsewhere -------
 
 $node->safe_psql('postgres', 'CREATE DATABASE withext');
