@@ -75,6 +75,7 @@
 #include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -411,6 +412,19 @@ bt_pause_database(const char *dbname)
 
 	if (!OidIsValid(dboid))
 		return;
+
+	/*
+	 * Only for someone who may run the command (its owner, or a
+	 * superuser): anyone else fails anyway and must not get to stop our
+	 * watcher.
+	 */
+#if PG_VERSION_NUM >= 160000
+	if (!object_ownercheck(DatabaseRelationId, dboid, GetUserId()))
+		return;
+#else
+	if (!pg_database_ownercheck(dboid, GetUserId()))
+		return;
+#endif
 	LWLockAcquire(bt_watcher->lock, LW_EXCLUSIVE);
 	i = bt_find_slot(dboid, true);
 	if (i >= 0)
@@ -424,8 +438,9 @@ bt_pause_database(const char *dbname)
 	if (pid != 0)
 	{
 		ereport(DEBUG1,
-				(errmsg("bingo_tune: stopping the watcher of database \"%s\" for %s",
-						dbname, "a database command")));
+				(errmsg("bingo_tune: stopping the watcher of database \"%s\" for %d s",
+						dbname, BT_PAUSE_SECS)));
+		/* a cancel: it stops a build the watcher waits for, then exits */
 		(void) kill(pid, SIGINT);
 	}
 }
@@ -625,7 +640,7 @@ bt_launcher_main(Datum main_arg)
 			if (s->no_extension && s->retry_at > now)
 				continue;
 
-			/* no longer than the current naptime */
+			/* if it finds no extension, try again only after a while */
 			s->retry_at = TimestampTzPlusMilliseconds(now, (int64) bt_naptime * 1000 * BT_NOEXT_RETRY);
 			handle = bt_launch_watcher(i, dboid);
 			if (handle == NULL)
