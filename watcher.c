@@ -1122,10 +1122,11 @@ bt_watcher_pass(MemoryContext passcxt)
 				psprintf("running for longer than %d ms", bt_min_running) :
 				psprintf(INT64_FORMAT " completed calls", st->calls);
 
+			/* one line per event, so no errdetail */
 			ereport(LOG,
-					(errmsg("bingo_tune: statement \"%s\" seen in database \"%s\" (queryid " INT64_FORMAT ")",
-							st->name, get_database_name(MyDatabaseId), (int64) st->queryid),
-					 errdetail("%s.", detail)));
+					(errmsg("bingo_tune: statement \"%s\" seen in database \"%s\" (queryid " INT64_FORMAT ", %s)",
+							st->name, get_database_name(MyDatabaseId), (int64) st->queryid,
+							detail)));
 			if (!standby)
 			{
 				bt_record(st->name, "seen", NULL, -1, detail, &st->queryid);
@@ -1184,9 +1185,9 @@ bt_watcher_pass(MemoryContext passcxt)
 			if (bt_str_member(bt_recommended, want->canonical))
 				continue;
 			ereport(LOG,
-					(errmsg("bingo_tune: statement \"%s\" needs index \"%s\": %s",
-							seen_by, want->name, bt_indexdef_create_sql(want->def)),
-					 errdetail("The index is %s; %s.", bt_index_state_name(state), reason)));
+					(errmsg("bingo_tune: statement \"%s\" needs index \"%s\" (%s; %s): %s",
+							seen_by, want->name, bt_index_state_name(state), reason,
+							bt_indexdef_create_sql(want->def))));
 			bt_add_reco(seen_by, want->name, want->canonical, reason);
 			if (!standby)
 			{
@@ -1288,9 +1289,8 @@ bt_run_builds(List *jobs)
 			wait_s = Min(wait_s, BT_BACKOFF_MAX);
 			bo->next_try = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_s * 1000);
 			ereport(LOG,
-					(errmsg("bingo_tune: statement \"%s\": build of index \"%s\" failed, retrying in " INT64_FORMAT " s",
-							job->statements, res.index_name, wait_s),
-					 errdetail("%s", res.detail)));
+					(errmsg("bingo_tune: statement \"%s\": build of index \"%s\" failed, retrying in " INT64_FORMAT " s: %s",
+							job->statements, res.index_name, wait_s, res.detail)));
 		}
 		else
 		{
