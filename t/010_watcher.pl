@@ -213,8 +213,9 @@ ok($node->poll_query_until('postgres', q{
 	SELECT bool_and(state = 'present') FROM bingo_tune.advise()
 	WHERE 'session_list' = ANY (statements)}),
 	'the cancelled run, seen while in progress, triggered the build');
-like(slurp_file($node->logfile), qr/running for longer than 500 ms/,
-	'the run in progress was what the watcher saw');
+is($node->safe_psql('postgres', q{
+	SELECT calls FROM bingo_tune.watched() WHERE statement = 'session_list'}),
+	'0', 'the watcher saw no completed call: it acted on the run in progress');
 
 # --- a failing build is retried with backoff, never in a tight loop -----
 
@@ -280,8 +281,18 @@ ok($node->poll_query_until('postgres', q{
 	SELECT count(*) = 1 FROM pg_stat_activity
 	WHERE backend_type = 'bingo_tune watcher' AND datname = 'withext'}),
 	'CREATE EXTENSION again: the watcher is back');
-my ($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE withext');
+# A database with a watcher can serve as a template (the watcher steps
+# aside), and the copy, which has the extension, gets its own watcher.
+my ($ret, $out, $err) = $node->psql('postgres', 'CREATE DATABASE copied TEMPLATE withext');
+is($ret, 0, 'CREATE DATABASE ... TEMPLATE is not blocked by the watcher') or diag($err);
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE backend_type = 'bingo_tune watcher' AND datname = 'copied'}),
+	'the copy gets its own watcher');
+($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE copied');
 is($ret, 0, 'DROP DATABASE is not blocked by the watcher') or diag($err);
+($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE withext');
+is($ret, 0, 'DROP DATABASE of the template') or diag($err);
 ok($node->poll_query_until('postgres', q{
 	SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'bingo_tune watcher'
 	AND datname IS DISTINCT FROM 'postgres'}),
