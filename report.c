@@ -156,25 +156,15 @@ bt_text_array(Datum arr, int *n)
 }
 
 /*
- * Read the watch catalog (one row, or all in priority order) as the
- * catalog's owner.  The result is allocated in the caller's context.
+ * The owner of bingo_tune.watch (the extension's owner).
  */
-static List *
-bt_watch_read(const char *only)
+static Oid
+bt_catalog_owner(void)
 {
-	MemoryContext outer = CurrentMemoryContext;
 	Oid			nsp = get_namespace_oid(BT_SCHEMA, false);
 	Oid			relid = get_relname_relid("watch", nsp);
 	HeapTuple	tup;
 	Oid			owner;
-	Oid			save_userid;
-	int			save_sec;
-	int			nestlevel;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
-	char		nulls[1] = {' '};
-	int			ret;
-	List	   *rows = NIL;
 
 	if (!OidIsValid(relid))
 		ereport(ERROR,
@@ -186,6 +176,26 @@ bt_watch_read(const char *only)
 		elog(ERROR, "cache lookup failed for relation %u", relid);
 	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * Read the watch catalog (one row, or all in priority order) as the
+ * catalog's owner.  The result is allocated in the caller's context.
+ */
+static List *
+bt_watch_read(const char *only)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	Oid			owner = bt_catalog_owner();
+	Oid			save_userid;
+	int			save_sec;
+	int			nestlevel;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	char		nulls[1] = {' '};
+	int			ret;
+	List	   *rows = NIL;
 
 	args[0] = only ? CStringGetTextDatum(only) : (Datum) 0;
 	if (only == NULL)
@@ -250,7 +260,9 @@ bt_watch_read(const char *only)
 /*
  * The catalog pass: read every row, compute its queryid here, register it
  * for tracking and forget what left the catalog.  Returns the rows (only
- * the one named, if only is not NULL).
+ * the one named, if only is not NULL).  The ids are computed as the
+ * catalog's owner, so that they do not depend on who asks (a caller
+ * without USAGE on the app's schema would not find its tables).
  */
 static List *
 bt_watch_sync(const char *only)
@@ -259,9 +271,15 @@ bt_watch_sync(const char *only)
 	List	   *result = NIL;
 	uint64	   *keep = palloc(sizeof(uint64) * Max(list_length(rows), 1));
 	int			nkeep = 0;
+	List	   *unknown = NIL;
 	bool		tracking = bt_shmem_ready();
+	Oid			save_userid;
+	int			save_sec;
 	ListCell   *lc;
 
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(bt_catalog_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
 	foreach(lc, rows)
 	{
 		BtWatched  *w = lfirst(lc);
@@ -269,14 +287,17 @@ bt_watch_sync(const char *only)
 		w->matched = bt_statement_queryid(w->statement, w->schema, &w->queryid, &w->why);
 		if (w->matched)
 			keep[nkeep++] = w->queryid;
+		else
+			unknown = lappend(unknown, w->name);
 		if (only == NULL || strcmp(w->name, only) == 0)
 			result = lappend(result, w);
 	}
+	SetUserIdAndSecContext(save_userid, save_sec);
 
 	/* forget first, so that what left the catalog makes room */
 	if (tracking)
 	{
-		bt_stats_prune(MyDatabaseId, keep, nkeep);
+		bt_stats_prune(MyDatabaseId, keep, nkeep, unknown);
 		foreach(lc, rows)
 		{
 			BtWatched  *w = lfirst(lc);
@@ -756,6 +777,9 @@ bt_check_one(ReturnSetInfo *rsinfo, BtWatched *w, int runs)
 			enable_timeout_after(bt_check_timeout_id, timeout_ms);
 			ret = SPI_execute_plan_extended(plan, &opts);
 			disable_timeout(bt_check_timeout_id, false);
+			/* fired as the run ended: the run counts, our cancel must not */
+			if (bt_check_timed_out)
+				QueryCancelPending = false;
 			INSTR_TIME_SET_CURRENT(elapsed);
 			INSTR_TIME_SUBTRACT(elapsed, start);
 			if (ret < 0)

@@ -473,12 +473,34 @@ bt_stats_register(Oid dboid, uint64 queryid, const char *name, List *index_canon
 	return true;
 }
 
+/* whether prune keeps e: its queryid is current, or its name is one whose id is unknown now */
+static bool
+bt_entry_kept(BtStatsEntry *e, const uint64 *keep, int nkeep, List *keep_names)
+{
+	char		name[NAMEDATALEN];
+	ListCell   *lc;
+
+	for (int i = 0; i < nkeep; i++)
+		if (keep[i] == e->key.queryid)
+			return true;
+	SpinLockAcquire(&e->mutex);
+	strlcpy(name, e->name, NAMEDATALEN);
+	SpinLockRelease(&e->mutex);
+	foreach(lc, keep_names)
+		if (strcmp((const char *) lfirst(lc), name) == 0)
+			return true;
+	return false;
+}
+
 /*
- * Forget every entry of database dboid whose queryid is not in keep[]
- * (the statements that left the catalog, or whose tables were recreated).
+ * Forget every entry of database dboid whose queryid is not in keep[]: the
+ * statements that left the catalog, or whose tables were recreated (a new
+ * queryid).  Entries of the watched statements named in keep_names, whose
+ * queryid cannot be computed right now, are kept: a passing failure must
+ * not wipe their figures.
  */
 void
-bt_stats_prune(Oid dboid, const uint64 *keep, int nkeep)
+bt_stats_prune(Oid dboid, const uint64 *keep, int nkeep, List *keep_names)
 {
 	HASH_SEQ_STATUS status;
 	BtStatsEntry *e;
@@ -492,13 +514,7 @@ bt_stats_prune(Oid dboid, const uint64 *keep, int nkeep)
 	hash_seq_init(&status, bt_stats_hash);
 	while ((e = hash_seq_search(&status)) != NULL)
 	{
-		bool		kept = false;
-
-		if (e->key.dboid != dboid)
-			continue;
-		for (int i = 0; i < nkeep && !kept; i++)
-			kept = (keep[i] == e->key.queryid);
-		if (!kept)
+		if (e->key.dboid == dboid && !bt_entry_kept(e, keep, nkeep, keep_names))
 		{
 			removed = true;
 			hash_seq_term(&status);
@@ -513,13 +529,7 @@ bt_stats_prune(Oid dboid, const uint64 *keep, int nkeep)
 	hash_seq_init(&status, bt_stats_hash);
 	while ((e = hash_seq_search(&status)) != NULL)
 	{
-		bool		kept = false;
-
-		if (e->key.dboid != dboid)
-			continue;
-		for (int i = 0; i < nkeep && !kept; i++)
-			kept = (keep[i] == e->key.queryid);
-		if (!kept)
+		if (e->key.dboid == dboid && !bt_entry_kept(e, keep, nkeep, keep_names))
 			hash_search(bt_stats_hash, &e->key, HASH_REMOVE, NULL);
 	}
 	bt_filter_rebuild();

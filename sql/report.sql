@@ -193,6 +193,21 @@ REVOKE EXECUTE ON FUNCTION bingo_tune.report() FROM bt_monitor;
 DROP ROLE bt_monitor;
 DROP ROLE bt_reader;
 
+-- a table renamed away keeps its statement's figures (the queryid cannot be
+-- computed meanwhile); dropped and created again, the statement is new
+CREATE TABLE bt_t (id integer);
+INSERT INTO bingo_tune.watch (name, statement, budget) VALUES ('t_count', 'SELECT count(*) FROM bt_t', '1 s');
+SELECT count(*) FROM bt_t;
+ALTER TABLE bt_t RENAME TO bt_t_away;
+SELECT name, queryid IS NULL AS no_queryid, calls, status FROM bingo_tune.report() WHERE name = 't_count';
+ALTER TABLE bt_t_away RENAME TO bt_t;
+SELECT name, calls, status FROM bingo_tune.report() WHERE name = 't_count';
+DROP TABLE bt_t;
+CREATE TABLE bt_t (id integer);
+SELECT name, calls, status FROM bingo_tune.report() WHERE name = 't_count';
+DROP TABLE bt_t;
+DELETE FROM bingo_tune.watch WHERE name = 't_count';
+
 -- a statement that leaves the catalog is no longer reported
 DELETE FROM bingo_tune.watch WHERE name IN ('sleepy', 'too_slow', 'item_delete', 'no_params', 'item_by_id');
 SELECT count(*) FROM bingo_tune.report() WHERE name IN ('sleepy', 'item_by_id');
