@@ -121,8 +121,7 @@ typedef struct BtWatcherSlot
 {
 	Oid			dboid;			/* InvalidOid: free */
 	pid_t		pid;			/* live watcher, 0 if none */
-	bool		no_extension;	/* last watcher found no bingo_tune */
-	TimestampTz retry_at;		/* launcher: not before (no extension) */
+	bool		no_extension;	/* its watcher found no bingo_tune */
 	TimestampTz paused_until;	/* hook: no watcher before */
 	uint64		passes;
 	TimestampTz last_pass;
@@ -145,6 +144,7 @@ typedef struct BtWatcherShared
 	LWLock	   *lock;
 	pid_t		launcher_pid;
 	Latch	   *launcher_latch;
+	uint32		ext_created;	/* CREATE EXTENSION bingo_tune commits */
 	BtWatcherSlot slots[BT_MAX_WATCHERS];
 	uint64		nrecos;			/* recommendations ever made */
 	BtReco		recos[BT_RECO_RING];
@@ -381,15 +381,9 @@ bt_xact_callback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_COMMIT && bt_wake_at_commit && bt_watcher != NULL)
 	{
-		int			i;
-
+		/* the launcher then tries every database without a watcher again */
 		LWLockAcquire(bt_watcher->lock, LW_EXCLUSIVE);
-		i = bt_find_slot(MyDatabaseId, false);
-		if (i >= 0)
-		{
-			bt_watcher->slots[i].no_extension = false;
-			bt_watcher->slots[i].retry_at = 0;
-		}
+		bt_watcher->ext_created++;
 		if (bt_watcher->launcher_latch != NULL)
 			SetLatch(bt_watcher->launcher_latch);
 		LWLockRelease(bt_watcher->lock);
@@ -456,6 +450,13 @@ typedef struct BtLaunched
 	BackgroundWorkerHandle *handle;
 } BtLaunched;
 
+/* A database found without the extension, and when to try it again. */
+typedef struct BtNoExt
+{
+	Oid			dboid;
+	TimestampTz retry_at;
+} BtNoExt;
+
 static void
 bt_launcher_on_exit(int code, Datum arg)
 {
@@ -504,6 +505,18 @@ bt_list_databases(MemoryContext cxt)
 	return result;
 }
 
+/* Is a watcher we launched for dboid still starting or running? */
+static bool
+bt_launched_in(List *launched, Oid dboid)
+{
+	ListCell   *lc;
+
+	foreach(lc, launched)
+		if (((BtLaunched *) lfirst(lc))->dboid == dboid)
+			return true;
+	return false;
+}
+
 static BackgroundWorkerHandle *
 bt_launch_watcher(int slot, Oid dboid)
 {
@@ -532,6 +545,8 @@ bt_launcher_main(Datum main_arg)
 {
 	MemoryContext cxt;
 	List	   *launched = NIL;
+	List	   *noext = NIL;
+	uint32		ext_created = 0;
 	bool		warned_full = false;
 	bool		warned_workers = false;
 
@@ -572,8 +587,19 @@ bt_launcher_main(Datum main_arg)
 		MemoryContextReset(cxt);
 		pgstat_report_activity(STATE_RUNNING, "listing databases");
 		dbs = bt_list_databases(cxt);
+		/* launched and noext live as long as the launcher */
 		MemoryContextSwitchTo(TopMemoryContext);
 		now = GetCurrentTimestamp();
+
+		LWLockAcquire(bt_watcher->lock, LW_EXCLUSIVE);
+
+		/* CREATE EXTENSION somewhere: try every database again */
+		if (bt_watcher->ext_created != ext_created)
+		{
+			ext_created = bt_watcher->ext_created;
+			list_free_deep(noext);
+			noext = NIL;
+		}
 
 		/* forget watchers that have stopped */
 		foreach(lc, launched)
@@ -581,67 +607,82 @@ bt_launcher_main(Datum main_arg)
 			BtLaunched *l = lfirst(lc);
 			pid_t		pid;
 
-			if (GetBackgroundWorkerPid(l->handle, &pid) == BGWH_STOPPED)
+			if (GetBackgroundWorkerPid(l->handle, &pid) != BGWH_STOPPED)
 			{
-				pfree(l->handle);
-				pfree(l);
-			}
-			else
 				still = lappend(still, l);
+				continue;
+			}
+			pfree(l->handle);
+			pfree(l);
 		}
 		list_free(launched);
 		launched = still;
 
-		LWLockAcquire(bt_watcher->lock, LW_EXCLUSIVE);
-
-		/* free the slots of databases that are gone */
+		/*
+		 * Give back the slots of databases without a watcher that are gone
+		 * or have no extension (those are tried again later).
+		 */
 		for (int i = 0; i < BT_MAX_WATCHERS; i++)
 		{
 			BtWatcherSlot *s = &bt_watcher->slots[i];
 
-			if (OidIsValid(s->dboid) && s->pid == 0 && !list_member_oid(dbs, s->dboid) &&
-				s->paused_until < now)
+			if (!OidIsValid(s->dboid) || s->pid != 0 || s->paused_until > now ||
+				bt_launched_in(launched, s->dboid))
+				continue;
+			if (s->no_extension && list_member_oid(dbs, s->dboid))
 			{
-				bool		pending = false;
+				BtNoExt    *ne = palloc(sizeof(BtNoExt));
 
-				foreach(lc, launched)
-					if (((BtLaunched *) lfirst(lc))->dboid == s->dboid)
-						pending = true;
-				if (!pending)
-					memset(s, 0, sizeof(BtWatcherSlot));
+				ne->dboid = s->dboid;
+				ne->retry_at = TimestampTzPlusMilliseconds(now, (int64) bt_naptime * 1000 * BT_NOEXT_RETRY);
+				noext = lappend(noext, ne);
+				memset(s, 0, sizeof(BtWatcherSlot));
+			}
+			else if (!list_member_oid(dbs, s->dboid))
+				memset(s, 0, sizeof(BtWatcherSlot));
+		}
+		foreach(lc, noext)
+		{
+			BtNoExt    *ne = lfirst(lc);
+
+			if (!list_member_oid(dbs, ne->dboid) || ne->retry_at <= now)
+			{
+				noext = foreach_delete_current(noext, lc);
+				pfree(ne);
 			}
 		}
 
 		foreach(lc, dbs)
 		{
 			Oid			dboid = lfirst_oid(lc);
-			int			i = bt_find_slot(dboid, true);
+			int			i;
 			BtWatcherSlot *s;
-			bool		pending = false;
-			ListCell   *lc2;
 			BackgroundWorkerHandle *handle;
+			ListCell   *lc2;
+			bool		skip = false;
 
+			foreach(lc2, noext)
+				if (((BtNoExt *) lfirst(lc2))->dboid == dboid)
+					skip = true;
+			if (skip || bt_launched_in(launched, dboid))
+				continue;
+
+			i = bt_find_slot(dboid, true);
 			if (i < 0)
 			{
 				if (!warned_full)
 					ereport(WARNING,
 							(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-							 errmsg("bingo_tune watches at most %d databases", BT_MAX_WATCHERS),
-							 errdetail("Database with OID %u gets no watcher.", dboid)));
+							 errmsg("bingo_tune watches at most %d databases at once", BT_MAX_WATCHERS),
+							 errdetail("Database with OID %u gets no watcher for now.", dboid)));
 				warned_full = true;
 				continue;
 			}
 			s = &bt_watcher->slots[i];
-			foreach(lc2, launched)
-				if (((BtLaunched *) lfirst(lc2))->dboid == dboid)
-					pending = true;
-			if (pending || s->pid != 0 || s->paused_until > now)
-				continue;
-			if (s->no_extension && s->retry_at > now)
+			if (s->pid != 0 || s->paused_until > now)
 				continue;
 
-			/* if it finds no extension, try again only after a while */
-			s->retry_at = TimestampTzPlusMilliseconds(now, (int64) bt_naptime * 1000 * BT_NOEXT_RETRY);
+			s->no_extension = false;
 			handle = bt_launch_watcher(i, dboid);
 			if (handle == NULL)
 			{
@@ -655,13 +696,11 @@ bt_launcher_main(Datum main_arg)
 			}
 			warned_workers = false;
 			{
-				MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 				BtLaunched *l = palloc(sizeof(BtLaunched));
 
 				l->dboid = dboid;
 				l->handle = handle;
 				launched = lappend(launched, l);
-				MemoryContextSwitchTo(old);
 			}
 		}
 		LWLockRelease(bt_watcher->lock);
@@ -773,7 +812,6 @@ bt_watcher_main(Datum main_arg)
 
 	for (;;)
 	{
-		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -785,6 +823,8 @@ bt_watcher_main(Datum main_arg)
 		MemoryContextReset(passcxt);
 		PG_TRY();
 		{
+			/* a cancel (pg_cancel_backend) ends this pass, not the watcher */
+			CHECK_FOR_INTERRUPTS();
 			bt_watcher_pass(passcxt);
 		}
 		PG_CATCH();

@@ -47,16 +47,19 @@ my $pid = $node->safe_psql('postgres', q{
 	SELECT pid FROM pg_stat_activity
 	WHERE backend_type = 'bingo_tune watcher' AND datname = 'postgres'});
 like($pid, qr/^\d+$/, 'found the watcher');
+my $log_offset = -s $node->logfile;
 kill 'KILL', $pid;
 
 # The postmaster restarts everything, the old snapshot's session included.
+# Only then let go of that session: ending it earlier would let the build
+# finish before the crash reaches the builder.
+ok($node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset),
+	'the postmaster did a crash restart');
 eval { $old->quit; };
 ok($node->poll_query_until('postgres', q{
 	SELECT count(*) = 1 FROM pg_stat_activity
 	WHERE backend_type = 'bingo_tune watcher' AND datname = 'postgres'}),
 	'after the crash restart a watcher runs again');
-like(slurp_file($node->logfile), qr/terminating any other active server processes/,
-	'the postmaster did a crash restart');
 
 my $after = $node->safe_psql('postgres', q{
 	SELECT string_agg(indexrelid::regclass || ':' || indisvalid, ',') FROM pg_index
