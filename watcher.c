@@ -8,10 +8,11 @@
  * hot standby).  It connects to no database, reads pg_database every
  * naptime and starts one dynamic worker, a watcher, per connectable
  * non-template database.  A watcher whose database has no bingo_tune
- * extension says so in shared memory and exits; the launcher tries that
- * database again only every BT_NOEXT_RETRY naptimes, or as soon as a
- * CREATE EXTENSION bingo_tune commits there (our ProcessUtility hook and a
- * commit callback wake it).
+ * extension says so in shared memory and exits; the launcher gives its
+ * slot back and tries that database again only every BT_NOEXT_RETRY
+ * naptimes, or as soon as a CREATE EXTENSION bingo_tune commits anywhere
+ * (our ProcessUtility hook and a commit callback wake it; on a standby,
+ * where no hook sees the replayed command, the retry finds it).
  *
  * Every naptime a watcher, in one transaction: computes the queryid of each
  * watched statement (bt_statement_queryid; recomputed every pass, which is
@@ -39,7 +40,8 @@
  *
  * Shared state (BtWatcherShared) is protected by one LWLock of our own
  * tranche "bingo_tune watcher": the launcher assigns slots (one per
- * database, so at most one watcher per database); a watcher claims its slot
+ * database, so at most one watcher per database; at most BT_MAX_WATCHERS
+ * databases with a watcher at once); a watcher claims its slot
  * by writing its pid (refusing if another live watcher has it) and clears
  * it on exit; the hook sets pause marks; SQL functions read.  Nobody holds
  * the lock for more than a copy of a slot.  Crash restarts reinitialise it.
