@@ -53,6 +53,7 @@
 #include "parser/parser.h"
 #include "portability/instr_time.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -90,6 +91,9 @@ typedef struct BtWatched
 	uint64		queryid;
 	char	   *why;			/* why not, if not */
 } BtWatched;
+
+/* the catalog pass waits this long (ms) at most for a table's lock */
+#define BT_SYNC_LOCK_TIMEOUT_MS 1000
 
 /*---- Local state ----*/
 
@@ -275,8 +279,18 @@ bt_watch_sync(const char *only)
 	bool		tracking = bt_shmem_ready();
 	Oid			save_userid;
 	int			save_sec;
+	int			nestlevel;
 	ListCell   *lc;
 
+	/*
+	 * Analysis locks the app's tables: behind a long DDL, give up on that
+	 * statement for now rather than hang a report() for as long.
+	 */
+	nestlevel = NewGUCNestLevel();
+	if (LockTimeout == 0 || LockTimeout > BT_SYNC_LOCK_TIMEOUT_MS)
+		(void) set_config_option("lock_timeout", CppAsString2(BT_SYNC_LOCK_TIMEOUT_MS),
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(bt_catalog_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
@@ -293,6 +307,7 @@ bt_watch_sync(const char *only)
 			result = lappend(result, w);
 	}
 	SetUserIdAndSecContext(save_userid, save_sec);
+	AtEOXact_GUC(true, nestlevel);
 
 	/* forget first, so that what left the catalog makes room */
 	if (tracking)

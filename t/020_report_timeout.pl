@@ -2,7 +2,8 @@
 # statement_timeout, cancelled from another backend, terminated, or whose
 # client went away -- are counted as failed, with how long they ran.  A
 # PL/pgSQL exception block inside a watched statement is not a failure,
-# and concurrent backends lose no run.
+# concurrent backends lose no run, and report() does not hang behind a
+# lock on a watched statement's table.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -122,6 +123,24 @@ $node->pgbench(
 	{ '020_quick' => 'SELECT pg_sleep(0.001);' });
 is(report('quick', q{calls || '/' || failed || '/' || (p50_ms BETWEEN 0.95 AND 50)::int}),
 	'200/0/1', 'every concurrent run is counted once');
+
+# --- report() does not hang behind a lock on a watched statement's table ---
+
+$node->safe_psql('postgres', q{
+CREATE TABLE bt_locked (id integer);
+INSERT INTO bingo_tune.watch (name, statement, budget) VALUES
+	('on_locked', 'SELECT count(*) FROM bt_locked', '1 s');
+SELECT count(*) FROM bt_locked;
+});
+my $locker = $node->background_psql('postgres');
+$locker->query_safe('BEGIN; LOCK TABLE bt_locked IN ACCESS EXCLUSIVE MODE;');
+my $t0 = time;
+is(report('on_locked', q{(queryid IS NULL)::int}), '1',
+	'report() gives up on a statement whose table is locked');
+ok(time - $t0 < 30, 'and answers without waiting for the lock');
+$locker->query_safe('COMMIT');
+$locker->quit;
+is(report('on_locked', 'calls'), '1', 'the figures are kept meanwhile');
 
 $node->stop;
 done_testing();
