@@ -10,8 +10,12 @@
  * tables were recreated (new queryid).  It runs in report(), reset(),
  * check(), in a statement trigger on the catalog, and in each watcher pass
  * (bt_stats_sync), so runs are tracked as soon as the app's tables exist.
+ * A statement whose id cannot be computed right now (its table is gone,
+ * or locked for more than a second: the pass never waits longer) keeps
+ * its figures.
  *
- * Privileges.  The catalog is read as its owner, so that a role granted
+ * Privileges.  The catalog is read (with a fixed search_path), and the
+ * queryids computed, as the catalog's owner, so that a role granted
  * EXECUTE on report() without being a member of pg_read_all_stats sees the
  * figures; the statement texts are shown only to those who may see them in
  * pg_stat_statements: superusers and members of pg_read_all_stats.  The

@@ -109,7 +109,7 @@ typedef struct BtRunning
 	TimestampTz start;
 } BtRunning;
 
-/*---- GUC variables (defined in bingo_tune.c) ----*/
+/*---- GUC variables: bt_max_watched, defined in bingo_tune.c ----*/
 
 /*---- Local state ----*/
 

@@ -136,7 +136,7 @@ echo "median server CPU per transaction, with/without: $cpu_median"
 
 echo "== movie_by_id at $rate tps for ${rate_seconds} s (no index: a scan of 29,000 rows)"
 restart_with 'pg_stat_statements,bingo_tune'
-psql -X -q -c "SELECT bingo_tune.reset('movie_by_id')"
+psql -X -q -c "SELECT bingo_tune.reset('movie_by_id'), pg_stat_statements_reset()" >/dev/null
 script="$BENCH_DIR/movie_by_id.sql"
 cat >"$script" <<'EOF'
 \set id random(1, 29000)
@@ -163,3 +163,7 @@ printf '%-24s %10s %10s %10s %10s\n' 'bingo_tune.report()' "$calls" "$mean" "$p5
 awk -v a="$p90" -v b="$pgbench_p90" -v m="$mean" -v n="$pgbench_avg" 'BEGIN {
 	printf "p90 difference: %+.1f %% (done when within 10 %%); mean against pgbench -r: %+.1f %%\n",
 		(a - b) / b * 100, (m - n) / n * 100 }'
+# the server's own view of the same runs: what is left is the client's side
+psql -X -At -F ' ' -c "SELECT 'pg_stat_statements: ' || s.calls || ' calls, mean ' || round(s.mean_exec_time::numeric, 3) || ' ms (execution only)'
+	FROM pg_stat_statements s JOIN bingo_tune.report() r USING (queryid)
+	WHERE r.name = 'movie_by_id' AND s.toplevel"
