@@ -308,5 +308,12 @@ ok($node->poll_query_until('postgres', q{
 ok(wait_passes('postgres', 2), 'and makes passes');
 is(session_list_states('postgres'), 'present,present,present', 'indexes still present');
 
+# A cancel ends the watcher's current pass (or wait), not the watcher.
+my $wpid = $node->safe_psql('postgres', 'SELECT pid FROM bingo_tune.watcher()');
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($wpid)");
+ok(wait_passes('postgres', 2), 'the watcher goes on after a cancel');
+is($node->safe_psql('postgres', 'SELECT pid FROM bingo_tune.watcher()'), $wpid,
+	'same watcher');
+
 $node->stop;
 done_testing();
