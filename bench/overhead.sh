@@ -14,8 +14,10 @@
 #      at least 0.98.  On a shared machine throughput swings with the
 #      neighbours' load, so each run also reports the server's CPU time per
 #      transaction (the backends' user + system time, which the postmaster
-#      collects when they exit): the median ratio of that is the steadier
-#      figure.
+#      collects when they exit), and then the two run side by side: a
+#      copy of the cluster without bingo_tune, both driven by pgbench at
+#      the same time, so the neighbours' load weighs on both alike (median
+#      of the per-round ratios again).
 #   2. Agreement: movie_by_id (no index, so a 29,000-row scan: a few ms) at
 #      120 transactions per second (pgbench --rate, prepared statements as
 #      bingo's Go driver sends them, so $1 stays a parameter and the
@@ -28,7 +30,7 @@
 #
 # Runs a throwaway server (bench/lib.sh) as the current, non-root user;
 # options default to 9 rounds of 10 s, 4 clients, pgbench scale 10, 30 s at
-# 120 tps with 2 clients.  Needs about 6 minutes with the defaults.
+# 120 tps with 2 clients.  Needs about 8 minutes with the defaults.
 
 set -euo pipefail
 
@@ -51,7 +53,7 @@ while [ $# -gt 0 ]; do
 		--clients) clients=$2; shift 2 ;;
 		--scale) scale=$2; shift 2 ;;
 		--rate-seconds) rate_seconds=$2; shift 2 ;;
-		-h|--help) sed -n '6,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+		-h|--help) sed -n '6,34p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 		*) echo "overhead.sh: unknown option $1" >&2; exit 1 ;;
 	esac
 done
@@ -73,12 +75,18 @@ echo "== setting up (pgbench scale $scale, bingo's tables, movies filled)"
 psql -X -q -v ON_ERROR_STOP=1 -f "$here/schema.sql"
 psql -X -q -v ON_ERROR_STOP=1 <<'EOF'
 CREATE EXTENSION bingo_tune CASCADE;
+CREATE EXTENSION pg_prewarm;
 INSERT INTO movies (id, name, year, duration)
 SELECT g, 'movie ' || (g % 17400), 1950 + g % 75, 80 + g % 90
 FROM generate_series(1, 29000) g;
 VACUUM ANALYZE movies;
 EOF
 pgbench -q -i -s "$scale" >/dev/null 2>&1
+
+# prewarm [PSQL OPTIONS]: pgbench's tables into shared_buffers
+prewarm() {
+	psql -X -q "$@" -c "SELECT pg_prewarm('pgbench_accounts'), pg_prewarm('pgbench_accounts_pkey')" >/dev/null
+}
 
 # CPU ticks of the postmaster's children that have exited (the backends)
 server_ticks() {
@@ -116,6 +124,7 @@ for r in $(seq 1 "$rounds"); do
 		else
 			restart_with 'pg_stat_statements'
 		fi
+		prewarm
 		run_select 3			# warm-up
 		run_select "$seconds"
 		if [ "$mode" = on ]; then with=$tps cpu_with=$cpu_us; else without=$tps cpu_without=$cpu_us; fi
@@ -131,6 +140,64 @@ median=$(printf '%s\n' "${ratios[@]}" | bench_median)
 cpu_median=$(printf '%s\n' "${cpu_ratios[@]}" | bench_median)
 echo "median throughput ratio with/without: $median (done when >= 0.98)"
 echo "median server CPU per transaction, with/without: $cpu_median"
+
+# --- 1b. side by side ----------------------------------------------------------
+# Two copies of the cluster run at once, one preloading bingo_tune, and
+# pgbench drives both at the same time, so whatever else loads the machine
+# weighs on both alike.  The copies swap roles every round.
+
+echo "== side by side: the same pgbench -S against two copies at once, $rounds rounds"
+twin=$BENCH_DIR/twin
+twin_port=$(( ${BENCH_PORT:-5488} - 1 ))
+pg_ctl -D "$BENCH_DIR/data" -m fast -w stop >/dev/null
+rm -rf "$twin"
+mkdir -p "$twin"
+cp -a "$BENCH_DIR/data" "$twin/data"
+rm -f "$twin/data/postmaster.opts"
+cat >>"$twin/data/postgresql.conf" <<CONF
+port = $twin_port
+unix_socket_directories = '$twin'
+CONF
+trap 'pg_ctl -D "$twin/data" -m fast -w stop >/dev/null 2>&1; bench_stop' EXIT
+
+# start_copy DIR PRELOAD (not "pg_ctl restart": it would reuse the options
+# of the copied postmaster.opts, the original's data directory among them)
+start_copy() {
+	pg_ctl -D "$1/data" -m fast -w stop >/dev/null 2>&1 || true
+	echo "shared_preload_libraries = '$2'" >"$1/data/postgresql.auto.conf"
+	pg_ctl -D "$1/data" -l "$1/server.log" -w start >/dev/null
+}
+select_tps() {			# select_tps DIR PORT SECONDS
+	pgbench -h "$1" -p "$2" -n -S -M prepared -c "$clients" -j "$jobs" -T "$3" 2>/dev/null |
+		sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p'
+}
+printf '%-6s %-6s %12s %12s %8s\n' round with 'tps without' 'tps with' ratio
+side_ratios=()
+for r in $(seq 1 "$rounds"); do
+	if [ $((r % 2)) -eq 1 ]; then
+		on_dir=$BENCH_DIR on_port=$PGPORT off_dir=$twin off_port=$twin_port on_name=a
+	else
+		on_dir=$twin on_port=$twin_port off_dir=$BENCH_DIR off_port=$PGPORT on_name=b
+	fi
+	start_copy "$on_dir" 'pg_stat_statements, bingo_tune'
+	start_copy "$off_dir" 'pg_stat_statements'
+	psql -X -At -h "$on_dir" -p "$on_port" -c "SELECT count(*) FROM bingo_tune.report()" >/dev/null
+	prewarm -h "$on_dir" -p "$on_port"
+	prewarm -h "$off_dir" -p "$off_port"
+	select_tps "$off_dir" "$off_port" 3 >/dev/null &
+	select_tps "$on_dir" "$on_port" 3 >/dev/null
+	wait
+	select_tps "$off_dir" "$off_port" "$seconds" >"$twin/tps" &
+	with=$(select_tps "$on_dir" "$on_port" "$seconds")
+	wait
+	without=$(cat "$twin/tps")
+	ratio=$(awk -v a="$with" -v b="$without" 'BEGIN { printf "%.4f", a / b }')
+	side_ratios+=("$ratio")
+	printf '%-6s %-6s %12.0f %12.0f %8s\n' "$r" "$on_name" "$without" "$with" "$ratio"
+done
+side_median=$(printf '%s\n' "${side_ratios[@]}" | bench_median)
+echo "median side-by-side throughput ratio with/without: $side_median"
+pg_ctl -D "$twin/data" -m fast -w stop >/dev/null
 
 # --- 2. report()'s p90 against pgbench's ------------------------------------
 
