@@ -14,13 +14,16 @@ OBJS = \
 	catalog.o \
 	indexdef.o \
 	queryid.o \
-	apply.o
+	apply.o \
+	watcher.o \
+	stats.o \
+	report.o
 
 EXTENSION = bingo_tune
 DATA = bingo_tune--1.0.sql
 PGFILEDESC = "bingo_tune - keep bingo's statements within their latency budgets"
 
-REGRESS = catalog advise apply plans
+REGRESS = catalog advise apply plans report
 REGRESS_OPTS = --temp-instance=./tmp_regress --temp-config=$(srcdir)/regress.conf
 
 # -Wextra on top of PostgreSQL's own warnings.  Its unused-parameter and
@@ -78,3 +81,15 @@ test-tap: $(TMP_INSTALL)/.done
 		PG_REGRESS='$(top_builddir)/src/test/regress/pg_regress' \
 		$(PROVE) -I $(top_builddir)/src/test/perl -I $(srcdir)/t $(PROVE_FLAGS) \
 		$(if $(PROVE_TESTS),$(PROVE_TESTS),t/*.pl)
+
+# "make demo [SCALE=N] [KEEP=1]": bench/demo.sh installs what is missing
+# (as root), builds, and runs the narrated demo on a throwaway server in
+# ./demo_run; "make demo-clean" stops that server and removes the folder.
+# "make bench [SCALE=N]" (as an ordinary user) writes bench/RESULTS.md.
+.PHONY: demo demo-clean bench
+demo:
+	bench/demo.sh $(if $(SCALE),--scale $(SCALE)) $(if $(filter 1,$(KEEP)),--keep)
+demo-clean:
+	bench/demo.sh --clean
+bench: $(TMP_INSTALL)/.done
+	bench/run.sh $(if $(SCALE),--scale $(SCALE))

@@ -160,11 +160,50 @@ CREATE TABLE events (
 	duration	interval,
 	detail		text,
 	source		text NOT NULL,
-	run			bigint
+	run			bigint,
+	queryid		bigint
 );
 COMMENT ON TABLE events IS 'decisions and index builds of bingo_tune, newest last';
 CREATE INDEX ON events (at);
 CREATE SEQUENCE apply_run;
+COMMENT ON COLUMN events.queryid IS 'for a statement seen by the watcher: the queryid it was seen under';
+
+--
+-- The watchers (background workers, one per database with the extension).
+-- Their state lives in shared memory, so these work on a standby too.
+--
+
+-- This database's watcher: its pid (NULL when none runs), the mode, how
+-- many passes it made and when the last one was.
+CREATE FUNCTION watcher(OUT pid integer, OUT mode text, OUT passes bigint, OUT last_pass timestamptz)
+RETURNS record
+AS 'MODULE_PATHNAME', 'bt_watcher_info'
+LANGUAGE C VOLATILE STRICT;
+
+-- Each watched statement as the watcher saw it in its last pass: its
+-- queryid here, and whether it is waiting (cannot be analysed yet: detail
+-- says why), not seen, seen (completed calls) or running.
+CREATE FUNCTION watched(
+	OUT statement text,
+	OUT queryid bigint,
+	OUT state text,
+	OUT calls bigint,
+	OUT detail text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'bt_watched'
+LANGUAGE C VOLATILE STRICT;
+
+-- Indexes the watcher recommended but did not build (advise mode, or a
+-- standby), most recent last; kept in shared memory since the last start.
+CREATE FUNCTION recommendations(
+	OUT at timestamptz,
+	OUT statements text,
+	OUT index_name text,
+	OUT definition text,
+	OUT reason text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'bt_recommendations'
+LANGUAGE C VOLATILE STRICT;
 
 --
 -- Advice and action.
@@ -208,6 +247,118 @@ GRANT SELECT ON watch, events, last_apply TO pg_read_all_stats;
 REVOKE ALL ON PROCEDURE apply(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION advise() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION advise() TO pg_read_all_stats;
+REVOKE ALL ON FUNCTION watcher(), watched(), recommendations() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION watcher(), watched(), recommendations() TO pg_read_all_stats;
+
+-- ==== budget report (stats.c, report.c) ====
+-- Latencies of the watched statements' top-level runs, kept in shared
+-- memory since the server started or the last reset(), against their
+-- budgets.  Times are in milliseconds.
+
+-- One row per watched statement.  observed_ms is the budgeted percentile
+-- over every run, failed ones counted at how long they ran; headroom_pct is
+-- how far it is below the budget.  status: ok, at risk (above half the
+-- budget, or any failed run), over budget, not seen (no run since "since"),
+-- not tracked (bingo_tune.max_watched is full).  statement is shown to
+-- superusers and members of pg_read_all_stats only.
+CREATE FUNCTION report(
+	OUT name text,
+	OUT queryid bigint,
+	OUT calls bigint,
+	OUT failed bigint,
+	OUT mean_ms double precision,
+	OUT p50_ms double precision,
+	OUT p90_ms double precision,
+	OUT p99_ms double precision,
+	OUT max_ms double precision,
+	OUT failed_max_ms double precision,
+	OUT budget_ms double precision,
+	OUT percentile double precision,
+	OUT observed_ms double precision,
+	OUT headroom_pct double precision,
+	OUT indexes text,
+	OUT status text,
+	OUT since timestamptz,
+	OUT statement text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'bt_report'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION report() IS 'each watched statement''s latency percentiles and failures against its budget, since the last reset';
+
+-- Clears one watched statement's figures (and its before/after), or all of
+-- this database's.
+CREATE FUNCTION reset(name text DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'bt_reset'
+LANGUAGE C VOLATILE;
+
+-- Runs the watched statement(s) now, in this session, `runs` times each,
+-- every run in a subtransaction that is rolled back and cut off just above
+-- the budget; $n take the sample values in watch.params.
+-- (CHECK is a reserved word: the name is quoted here, and callers write
+-- bingo_tune.check(...).)  name and runs come back as what each row is about.
+CREATE FUNCTION "check"(
+	INOUT name text DEFAULT NULL,
+	INOUT runs integer DEFAULT 3,
+	OUT times_ms double precision[],
+	OUT within_budget boolean,
+	OUT budget_ms double precision,
+	OUT percentile double precision,
+	OUT observed_ms double precision,
+	OUT timeouts integer,
+	OUT outcome text,
+	OUT indexes text,
+	OUT indexes_used text[],
+	OUT plan_indexes text[])
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'bt_check'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION "check"(text, integer) IS 'run the watched statements now and say whether each is within its budget and which of its indexes the plan uses';
+
+-- What the last index build serving each statement bought: its figures
+-- before the build beside those since.
+CREATE FUNCTION before_after(
+	OUT name text,
+	OUT built text,
+	OUT built_at timestamptz,
+	OUT before_calls bigint,
+	OUT before_failed bigint,
+	OUT before_p50_ms double precision,
+	OUT before_p90_ms double precision,
+	OUT before_p99_ms double precision,
+	OUT before_mean_ms double precision,
+	OUT before_max_ms double precision,
+	OUT before_since timestamptz,
+	OUT after_calls bigint,
+	OUT after_failed bigint,
+	OUT after_p50_ms double precision,
+	OUT after_p90_ms double precision,
+	OUT after_p99_ms double precision,
+	OUT after_mean_ms double precision,
+	OUT after_max_ms double precision,
+	OUT summary text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'bt_before_after'
+LANGUAGE C VOLATILE;
+
+CREATE VIEW before_after AS SELECT * FROM before_after();
+
+-- Track what the catalog says as soon as it changes.
+CREATE FUNCTION watch_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'bt_watch_changed'
+LANGUAGE C;
+
+CREATE TRIGGER watch_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON watch
+	FOR EACH STATEMENT EXECUTE FUNCTION watch_changed();
+
+REVOKE ALL ON FUNCTION report(), reset(text), "check"(text, integer), before_after(),
+	watch_changed() FROM PUBLIC;
+REVOKE ALL ON before_after FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION report(), "check"(text, integer), before_after() TO pg_read_all_stats;
+GRANT SELECT ON before_after TO pg_read_all_stats;
 
 -- ==== pre-deploy tool state (tools/) ====
 -- Written and read by the bingo_tune tool (tools/prepare.c); see

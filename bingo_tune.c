@@ -32,6 +32,22 @@ PG_MODULE_MAGIC;
 int			bt_build_lock_timeout = 30 * 60 * 1000;
 int			bt_build_maintenance_work_mem = -1;
 
+/* watcher.c's settings */
+int			bt_naptime = 10;
+int			bt_min_running = 1000;
+int			bt_mode = BT_MODE_AUTO;
+int			bt_events_max = 10000;
+
+/* stats.c's settings */
+int			bt_max_watched = 64;
+
+static const struct config_enum_entry bt_mode_options[] = {
+	{"auto", BT_MODE_AUTO, false},
+	{"advise", BT_MODE_ADVISE, false},
+	{"off", BT_MODE_OFF, false},
+	{NULL, 0, false}
+};
+
 /*---- Local state ----*/
 
 static bool bt_preloaded = false;
@@ -86,6 +102,57 @@ _PG_init(void)
 							GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("bingo_tune.naptime",
+							"Time between two passes of each database's watcher.",
+							NULL,
+							&bt_naptime,
+							10,
+							1, 3600,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("bingo_tune.min_running",
+							"How long a run of a watched statement must have been in progress for the watcher to act on it.",
+							"Runs that are cancelled or time out never reach pg_stat_statements; "
+							"the watcher sees them in pg_stat_activity once they ran this long.",
+							&bt_min_running,
+							1000,
+							0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("bingo_tune.mode",
+							 "What the watchers do: auto builds the missing indexes, advise only records and logs them, off does nothing.",
+							 NULL,
+							 &bt_mode,
+							 BT_MODE_AUTO,
+							 bt_mode_options,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("bingo_tune.events_max",
+							"Rows the watchers keep in bingo_tune.events; older ones are deleted.",
+							NULL,
+							&bt_events_max,
+							10000,
+							100, INT_MAX,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("bingo_tune.max_watched",
+							"How many watched statements' latencies are tracked in shared memory, each database's counted apart.",
+							"Each takes about 6 kB.  When full, further statements are not tracked and a warning says so once.",
+							&bt_max_watched,
+							64,
+							1, 10000,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("bingo_tune");
 #else
@@ -102,6 +169,9 @@ _PG_init(void)
 #endif
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = bt_shmem_startup;
+
+	bt_watcher_register();
+	bt_stats_install_hooks();
 }
 
 /*
@@ -110,7 +180,8 @@ _PG_init(void)
 static Size
 bt_shmem_size(void)
 {
-	return bt_builder_shmem_size();
+	return add_size(add_size(bt_builder_shmem_size(), bt_watcher_shmem_size()),
+					bt_stats_shmem_size());
 }
 
 /*
@@ -125,6 +196,8 @@ bt_shmem_request(void)
 #endif
 	RequestAddinShmemSpace(bt_shmem_size());
 	RequestNamedLWLockTranche("bingo_tune", 1);
+	bt_watcher_shmem_request();
+	bt_stats_shmem_request();
 }
 
 /*
@@ -139,6 +212,8 @@ bt_shmem_startup(void)
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	bt_builder_shmem_init();
+	bt_watcher_shmem_init();
+	bt_stats_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 
 	bt_shmem_initialized = true;

@@ -154,4 +154,123 @@ extern void bt_build_index(Oid dboid, const char *canonical, BtBuildResult *resu
 /* The worker's entry point (named in BackgroundWorker.bgw_function_name). */
 extern PGDLLEXPORT void bt_builder_main(Datum main_arg);
 
+/* ---- watcher.c: launcher and per-database watchers ---- */
+
+typedef enum BtMode
+{
+	BT_MODE_AUTO,				/* build what the statements seen need */
+	BT_MODE_ADVISE,				/* only record and log recommendations */
+	BT_MODE_OFF					/* do nothing */
+} BtMode;
+
+/* GUCs, defined in bingo_tune.c */
+extern int	bt_naptime;			/* s, between watcher passes */
+extern int	bt_min_running;		/* ms, a run in progress counts after this */
+extern int	bt_mode;			/* BtMode */
+extern int	bt_events_max;		/* rows kept in bingo_tune.events */
+
+extern Size bt_watcher_shmem_size(void);
+extern void bt_watcher_shmem_request(void);
+extern void bt_watcher_shmem_init(void);
+/* from _PG_init: register the launcher, install the utility hook */
+extern void bt_watcher_register(void);
+
+extern PGDLLEXPORT void bt_launcher_main(Datum main_arg);
+extern PGDLLEXPORT void bt_watcher_main(Datum main_arg);
+
+/* ---- stats.c / report.c: latency histograms and the budget report ---- */
+
+/*
+ * Latency histogram: bucket 0 holds runs under BT_HIST_MIN_MS, buckets 1 ..
+ * NBUCKETS-2 grow by BT_HIST_RATIO from there up to BT_HIST_MAX_MS, the
+ * last one holds longer runs.  ceil(ln(MAX/MIN) / ln(RATIO)) = 320.
+ */
+#define BT_HIST_MIN_MS		0.1
+#define BT_HIST_MAX_MS		600000.0
+#define BT_HIST_RATIO		1.05
+#define BT_HIST_NBUCKETS	322
+/* indexes of one statement whose builds are tracked for before/after */
+#define BT_STATS_MAX_INDEXES	8
+#define BT_BUILT_MAXLEN		256
+
+typedef struct BtHistogram
+{
+	uint64		count;
+	double		sum_ms;
+	double		min_ms;
+	double		max_ms;
+	uint64		buckets[BT_HIST_NBUCKETS];
+} BtHistogram;
+
+/* Figures of one period; -1 where there was nothing to measure. */
+typedef struct BtLatencySummary
+{
+	int64		calls;
+	int64		failed;
+	double		mean_ms;
+	double		p50_ms;
+	double		p90_ms;
+	double		p99_ms;
+	double		max_ms;
+	double		failed_max_ms;
+	TimestampTz since;
+	TimestampTz until;
+} BtLatencySummary;
+
+/* A copy of one statement's shared entry. */
+typedef struct BtStatsSnapshot
+{
+	TimestampTz since;			/* counters start here */
+	BtHistogram done;			/* completed runs */
+	BtHistogram failed;			/* failed runs, by how long they ran */
+	bool		has_before;
+	BtLatencySummary before;	/* before the last index build */
+	TimestampTz built_at;
+	char		built[BT_BUILT_MAXLEN]; /* the index(es) built then */
+} BtStatsSnapshot;
+
+extern int	bt_max_watched;		/* GUC, defined in bingo_tune.c */
+
+extern Size bt_stats_shmem_size(void);
+extern void bt_stats_shmem_request(void);
+extern void bt_stats_shmem_init(void);
+/* from _PG_init: executor hooks and abort callbacks */
+extern void bt_stats_install_hooks(void);
+
+/*
+ * Track (dboid, queryid) as watched statement name; index_canonicals lists
+ * the canonical definitions of its indexes (NIL keeps the known ones).
+ * Counters of an existing entry are kept.  false when the table is full.
+ */
+extern bool bt_stats_register(Oid dboid, uint64 queryid, const char *name,
+							  List *index_canonicals);
+/*
+ * Forget dboid's entries whose queryid is not in keep[], except those of
+ * the statements named in keep_names (char *): their id is unknown now.
+ */
+extern void bt_stats_prune(Oid dboid, const uint64 *keep, int nkeep,
+						   List *keep_names);
+/* clear one entry, or all of dboid when queryid is 0; returns how many */
+extern int	bt_stats_reset(Oid dboid, uint64 queryid);
+extern bool bt_stats_fetch(Oid dboid, uint64 queryid, BtStatsSnapshot *snap);
+/*
+ * An index was built in dboid: the statements it serves keep their figures
+ * so far as "before" and count afresh.  Called by bt_build_index().
+ */
+extern void bt_stats_index_built(Oid dboid, const char *canonical,
+								 const char *index_name);
+
+extern double bt_hist_percentile(const BtHistogram *h, double pct);
+extern void bt_hist_merge(BtHistogram *dst, const BtHistogram *src);
+extern void bt_hist_summarize(const BtHistogram *done, const BtHistogram *failed,
+							  BtLatencySummary *sum);
+
+/*
+ * Register every watched statement of the current database whose queryid
+ * can be computed now, and forget the ones that left the catalog.  Needs a
+ * transaction; uses SPI.  The watcher calls this once per pass, so runs
+ * are tracked from the moment the app's tables exist.
+ */
+extern void bt_stats_sync(void);
+
 #endif							/* BINGO_TUNE_H */

@@ -328,6 +328,10 @@ bt_build_index(Oid dboid, const char *canonical, BtBuildResult *result)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+
+	/* the report keeps the served statements' figures from before the build */
+	if (result->outcome == BT_BUILD_CREATED || result->outcome == BT_BUILD_REBUILT)
+		bt_stats_index_built(dboid, canonical, result->index_name);
 }
 
 /*
