@@ -98,7 +98,8 @@ run_select() {
 	local before after out tx hz
 	hz=$(getconf CLK_TCK)
 	before=$(server_ticks)
-	out=$(pgbench -n -S -M prepared -c "$clients" -j "$jobs" -T "$1" 2>/dev/null)
+	out=$(pgbench -n -S -M prepared -c "$clients" -j "$jobs" -T "$1" 2>"$BENCH_DIR/pgbench.err") ||
+		{ echo "overhead.sh: pgbench failed:" >&2; cat "$BENCH_DIR/pgbench.err" >&2; exit 1; }
 	sleep 1					# let the postmaster reap the backends
 	after=$(server_ticks)
 	tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p')
@@ -168,8 +169,10 @@ start_copy() {
 	pg_ctl -D "$1/data" -l "$1/server.log" -w start >/dev/null
 }
 select_tps() {			# select_tps DIR PORT SECONDS
-	pgbench -h "$1" -p "$2" -n -S -M prepared -c "$clients" -j "$jobs" -T "$3" 2>/dev/null |
-		sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p'
+	local out
+	out=$(pgbench -h "$1" -p "$2" -n -S -M prepared -c "$clients" -j "$jobs" -T "$3" 2>"$1/pgbench.err") ||
+		{ echo "overhead.sh: pgbench failed:" >&2; cat "$1/pgbench.err" >&2; exit 1; }
+	echo "$out" | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p'
 }
 printf '%-6s %-6s %12s %12s %8s\n' round with 'tps without' 'tps with' ratio
 side_ratios=()
