@@ -70,6 +70,11 @@
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
+#if PG_VERSION_NUM >= 160000
+#include "nodes/queryjumble.h"
+#else
+#include "utils/queryjumble.h"
+#endif
 
 #include "bingo_tune.h"
 
@@ -404,6 +409,13 @@ bt_report(PG_FUNCTION_ARGS)
 
 	bt_require_preload("bingo_tune.report()");
 	bt_materialize(fcinfo);
+
+	/* without query ids the hooks cannot tell one statement from another */
+	if (!IsQueryIdEnabled())
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("query identifiers are not computed in this session, so its runs are not timed"),
+				 errhint("Set compute_query_id to on, or to auto with pg_stat_statements in shared_preload_libraries.")));
 
 	rows = bt_watch_sync(NULL);
 	foreach(lc, rows)

@@ -85,6 +85,12 @@ SELECT pg_sleep(0.02) AS after_rollback_to;
 COMMIT;
 SELECT calls, failed, status FROM bingo_tune.report() WHERE name = 'sleepy';
 
+-- without query ids nothing can be matched, and report() says so
+SET compute_query_id = off;
+SELECT pg_sleep(0.02);
+SELECT calls FROM bingo_tune.report() WHERE name = 'sleepy';
+RESET compute_query_id;
+
 -- reset one statement
 SELECT bingo_tune.reset('sleepy');
 SELECT calls, failed, p50_ms, observed_ms, headroom_pct, status
