@@ -159,7 +159,7 @@ cat >>"$twin/data/postgresql.conf" <<CONF
 port = $twin_port
 unix_socket_directories = '$twin'
 CONF
-trap 'pg_ctl -D "$twin/data" -m fast -w stop >/dev/null 2>&1; bench_stop' EXIT
+trap 'pg_ctl -D "$twin/data" -m fast -w stop >/dev/null 2>&1 || true; bench_stop' EXIT
 
 # start_copy DIR PRELOAD (not "pg_ctl restart": it would reuse the options
 # of the copied postmaster.opts, the original's data directory among them)
