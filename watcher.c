@@ -1051,6 +1051,12 @@ bt_watcher_pass(MemoryContext passcxt)
 	bt_watcher->slots[bt_my_slot].last_pass = now;
 	LWLockRelease(bt_watcher->lock);
 
+	/*
+	 * Keep the report's latency tracking in step with the catalog and the
+	 * tables, whatever the mode: measuring is not acting.
+	 */
+	bt_stats_sync();
+
 	if (bt_mode == BT_MODE_OFF)
 	{
 		PopActiveSnapshot();
