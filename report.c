@@ -386,11 +386,21 @@ bt_fmt_ms(double ms)
 	return psprintf("%.3g ms", ms);
 }
 
+/*
+ * Milliseconds to the microsecond: the histograms are only good to 5 %, and
+ * fifteen digits of a percentile say nothing an operator can use.
+ */
+static inline double
+bt_round_ms(double ms)
+{
+	return rint(ms * 1000.0) / 1000.0;
+}
+
 static inline Datum
 bt_ms_datum(double ms, bool *isnull)
 {
 	*isnull = (ms < 0);
-	return Float8GetDatum(ms < 0 ? 0 : ms);
+	return Float8GetDatum(ms < 0 ? 0 : bt_round_ms(ms));
 }
 
 /*
@@ -472,7 +482,7 @@ bt_report(PG_FUNCTION_ARGS)
 		values[10] = Float8GetDatum(w->budget_ms);
 		values[11] = Float8GetDatum(w->percentile);
 		values[12] = bt_ms_datum(observed, &nulls[12]);
-		values[13] = Float8GetDatum(100.0 * (w->budget_ms - observed) / w->budget_ms);
+		values[13] = Float8GetDatum(rint(1000.0 * (w->budget_ms - observed) / w->budget_ms) / 10.0);
 		nulls[13] = (observed < 0);
 		values[14] = CStringGetTextDatum(bt_index_summary(w, NULL));
 		values[15] = CStringGetTextDatum(status);
@@ -936,7 +946,7 @@ bt_check_one(ReturnSetInfo *rsinfo, BtWatched *w, int runs)
 	values[1] = Int32GetDatum(ndone);
 	elems = palloc(sizeof(Datum) * Max(ndone, 1));
 	for (int i = 0; i < ndone; i++)
-		elems[i] = Float8GetDatum(times[i]);
+		elems[i] = Float8GetDatum(bt_round_ms(times[i]));
 	values[2] = PointerGetDatum(construct_array(elems, ndone, FLOAT8OID, sizeof(float8),
 												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[3] = BoolGetDatum(error == NULL && ntimeouts == 0 && observed >= 0 &&
