@@ -76,6 +76,9 @@ typedef struct BtStatsKey
 	uint32		pad;			/* always 0 */
 } BtStatsKey;
 
+/* an entry registered this recently is never pruned (see bt_stats_prune) */
+#define BT_STATS_PRUNE_GRACE_MS	60000
+
 typedef struct BtStatsEntry
 {
 	BtStatsKey	key;			/* hash key: must be first */
@@ -84,6 +87,7 @@ typedef struct BtStatsEntry
 	int			nindexes;
 	uint64		index_hash[BT_STATS_MAX_INDEXES];	/* hashes of canonical defs */
 	TimestampTz since;			/* counters start here */
+	TimestampTz registered;		/* last time a sync saw it in the catalog */
 	BtHistogram done;			/* completed runs */
 	BtHistogram failed;			/* failed runs, by how long they ran */
 	bool		has_before;
@@ -401,9 +405,11 @@ bt_stats_register(Oid dboid, uint64 queryid, const char *name, List *index_canon
 	uint64		hashes[BT_STATS_MAX_INDEXES];
 	int			nhashes = 0;
 	ListCell   *lc;
+	TimestampTz now;
 
 	if (bt_stats == NULL || queryid == UINT64CONST(0))
 		return false;
+	now = GetCurrentTimestamp();
 
 	foreach(lc, index_canonicals)
 	{
@@ -419,6 +425,7 @@ bt_stats_register(Oid dboid, uint64 queryid, const char *name, List *index_canon
 	if (e != NULL)
 	{
 		SpinLockAcquire(&e->mutex);
+		e->registered = now;
 		if (strcmp(e->name, name) != 0)
 			strlcpy(e->name, name, NAMEDATALEN);
 		if (index_canonicals != NIL)
@@ -464,6 +471,7 @@ bt_stats_register(Oid dboid, uint64 queryid, const char *name, List *index_canon
 		bt_filter_set(queryid);
 	}
 	strlcpy(e->name, name, NAMEDATALEN);
+	e->registered = now;
 	if (index_canonicals != NIL || !found)
 	{
 		e->nindexes = nhashes;
@@ -505,16 +513,27 @@ bt_stats_prune(Oid dboid, const uint64 *keep, int nkeep, List *keep_names)
 	HASH_SEQ_STATUS status;
 	BtStatsEntry *e;
 	bool		removed = false;
+	TimestampTz fresh;
 
 	if (bt_stats == NULL)
 		return;
+
+	/*
+	 * Two syncs can overlap: one whose snapshot predates a catalog change
+	 * would forget the statement the other just registered, and the runs
+	 * until the next sync would go unrecorded.  So an entry some sync saw
+	 * in the catalog within the last minute is never forgotten here; what
+	 * really left the catalog goes a minute later.
+	 */
+	fresh = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), -BT_STATS_PRUNE_GRACE_MS);
 
 	/* look first under the shared lock: usually there is nothing to do */
 	LWLockAcquire(bt_stats->lock, LW_SHARED);
 	hash_seq_init(&status, bt_stats_hash);
 	while ((e = hash_seq_search(&status)) != NULL)
 	{
-		if (e->key.dboid == dboid && !bt_entry_kept(e, keep, nkeep, keep_names))
+		if (e->key.dboid == dboid && e->registered < fresh &&
+			!bt_entry_kept(e, keep, nkeep, keep_names))
 		{
 			removed = true;
 			hash_seq_term(&status);
@@ -529,7 +548,8 @@ bt_stats_prune(Oid dboid, const uint64 *keep, int nkeep, List *keep_names)
 	hash_seq_init(&status, bt_stats_hash);
 	while ((e = hash_seq_search(&status)) != NULL)
 	{
-		if (e->key.dboid == dboid && !bt_entry_kept(e, keep, nkeep, keep_names))
+		if (e->key.dboid == dboid && e->registered < fresh &&
+			!bt_entry_kept(e, keep, nkeep, keep_names))
 			hash_search(bt_stats_hash, &e->key, HASH_REMOVE, NULL);
 	}
 	bt_filter_rebuild();
