@@ -246,10 +246,11 @@ extern bool bt_stats_register(Oid dboid, uint64 queryid, const char *name,
 							  List *index_canonicals);
 /*
  * Forget dboid's entries whose queryid is not in keep[], except those of
- * the statements named in keep_names (char *): their id is unknown now.
+ * the statements named in keep_names (char *): their id is unknown now,
+ * and those registered less than grace_ms ago (see stats.c).
  */
 extern void bt_stats_prune(Oid dboid, const uint64 *keep, int nkeep,
-						   List *keep_names);
+						   List *keep_names, int grace_ms);
 /* clear one entry, or all of dboid when queryid is 0; returns how many */
 extern int	bt_stats_reset(Oid dboid, uint64 queryid);
 extern bool bt_stats_fetch(Oid dboid, uint64 queryid, BtStatsSnapshot *snap);

@@ -116,6 +116,16 @@ static void bt_materialize(FunctionCallInfo fcinfo);
 static char **bt_text_array(Datum arr, int *n);
 static List *bt_watch_read(const char *only);
 static List *bt_watch_sync(const char *only);
+
+/*
+ * A sync whose catalog read may predate another session's change keeps
+ * entries registered in the last BT_SYNC_GRACE_MS (see bt_stats_prune);
+ * the catalog trigger's sync, in the transaction that made the change,
+ * prunes at once, so a statement removed from a full table frees its slot
+ * right away.
+ */
+#define BT_SYNC_GRACE_MS	10000
+static bool bt_sync_sees_latest = false;
 static char *bt_index_summary(BtWatched *w, List **present_oids);
 static char *bt_fmt_ms(double ms);
 static void bt_check_timeout_handler(void);
@@ -321,7 +331,8 @@ bt_watch_sync(const char *only)
 	/* forget first, so that what left the catalog makes room */
 	if (tracking)
 	{
-		bt_stats_prune(MyDatabaseId, keep, nkeep, unknown);
+		bt_stats_prune(MyDatabaseId, keep, nkeep, unknown,
+					   bt_sync_sees_latest ? 0 : BT_SYNC_GRACE_MS);
 		foreach(lc, rows)
 		{
 			BtWatched  *w = lfirst(lc);
@@ -589,7 +600,19 @@ bt_watch_changed(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("bingo_tune.watch_changed() must be called as a trigger")));
 	if (bt_shmem_ready())
-		bt_stats_sync();
+	{
+		/* this transaction made the latest change: it may prune at once */
+		bt_sync_sees_latest = true;
+		PG_TRY();
+		{
+			bt_stats_sync();
+		}
+		PG_FINALLY();
+		{
+			bt_sync_sees_latest = false;
+		}
+		PG_END_TRY();
+	}
 	return PointerGetDatum(NULL);
 }
 

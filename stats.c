@@ -76,9 +76,6 @@ typedef struct BtStatsKey
 	uint32		pad;			/* always 0 */
 } BtStatsKey;
 
-/* an entry registered this recently is never pruned (see bt_stats_prune) */
-#define BT_STATS_PRUNE_GRACE_MS	60000
-
 typedef struct BtStatsEntry
 {
 	BtStatsKey	key;			/* hash key: must be first */
@@ -508,7 +505,8 @@ bt_entry_kept(BtStatsEntry *e, const uint64 *keep, int nkeep, List *keep_names)
  * not wipe their figures.
  */
 void
-bt_stats_prune(Oid dboid, const uint64 *keep, int nkeep, List *keep_names)
+bt_stats_prune(Oid dboid, const uint64 *keep, int nkeep, List *keep_names,
+			   int grace_ms)
 {
 	HASH_SEQ_STATUS status;
 	BtStatsEntry *e;
@@ -519,13 +517,14 @@ bt_stats_prune(Oid dboid, const uint64 *keep, int nkeep, List *keep_names)
 		return;
 
 	/*
-	 * Two syncs can overlap: one whose snapshot predates a catalog change
-	 * would forget the statement the other just registered, and the runs
-	 * until the next sync would go unrecorded.  So an entry some sync saw
-	 * in the catalog within the last minute is never forgotten here; what
-	 * really left the catalog goes a minute later.
+	 * Two syncs can overlap: one whose catalog read predates another
+	 * session's change would forget the statement that change just
+	 * registered, and the runs until the next sync would go unrecorded.
+	 * Callers that may read a catalog older than someone else's change
+	 * pass a grace period: an entry registered within it is kept, and goes
+	 * at a later sync if it really left the catalog.
 	 */
-	fresh = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), -BT_STATS_PRUNE_GRACE_MS);
+	fresh = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), -grace_ms);
 
 	/* look first under the shared lock: usually there is nothing to do */
 	LWLockAcquire(bt_stats->lock, LW_SHARED);
