@@ -16,6 +16,8 @@
 #                        alone: write them into DIR only (for trial runs)
 #   --report-only        measure nothing: write RESULTS.md and the chart
 #                        again from the raw output of the last run in DIR
+#   --overhead-only      redo step 6 only (after it failed), then write the
+#                        results from DIR as --report-only does
 #
 # Run as an ordinary user (initdb refuses root), after "make test" or
 # "make tmp_install" so that ./tmp_install holds this build (bench/lib.sh).
@@ -52,6 +54,8 @@ overhead_rounds=7
 out=$here/out/run
 results=1
 report_only=0
+overhead_only=0
+ov_rerun=
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -63,7 +67,8 @@ while [ $# -gt 0 ]; do
 		--out) out=$2; shift 2 ;;
 		--no-results) results=0; shift ;;
 		--report-only) report_only=1; shift ;;
-		-h|--help) sed -n '3,39p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+		--overhead-only) overhead_only=1; shift ;;
+		-h|--help) sed -n '3,41p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 		*) die "unknown argument \"$1\" (try --help)" ;;
 	esac
 done
@@ -91,11 +96,12 @@ q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 # what the results need besides the files in DIR (for --report-only)
 vars=$out/vars.sh
 
-if [ $report_only -eq 1 ]; then
+if [ $report_only -eq 1 ] || [ $overhead_only -eq 1 ]; then
 	[ -f "$vars" ] || die "no $vars: run the benchmark first"
 	# shellcheck disable=SC1090
 	. "$vars"
-else
+fi
+if [ $report_only -eq 0 ] && [ $overhead_only -eq 0 ]; then
 log=$out/run.log
 exec > >(tee "$log") 2>&1
 t_start=$(now)
@@ -288,17 +294,32 @@ declare -p scale rounds rate_seconds overhead_rounds t_start load_start pg_versi
 	n_movies first_ms watcher_s watcher_builds apply_s advise_state >"$vars"
 bench_stop
 BENCH_DIR=
+t_main_end=$(now)
+declare -p t_main_end >>"$vars"
+fi	# end of steps 1-5
 
 # --- module overhead -----------------------------------------------------------
 
-say "module overhead: bench/overhead.sh, $overhead_rounds rounds of 10 s"
-BENCH_PORT=$((BENCH_PORT + 1)) BENCH_OVERHEAD_DIR=$out/overhead \
-	"$here/overhead.sh" --rounds "$overhead_rounds" --seconds 10 --rate-seconds 10 | tee "$out/overhead.txt" ||
-	echo "$prog: bench/overhead.sh exited with status $? (its figures above still count)"
-t_end=$(now)
-load_end=$(cut -d' ' -f1-3 /proc/loadavg)
-declare -p t_end load_end >>"$vars"
-fi	# end of the measurements
+if [ $report_only -eq 0 ]; then
+	if [ $overhead_only -eq 1 ]; then
+		exec > >(tee "$out/run_overhead.log") 2>&1
+		ov_rerun="$(date -u '+%H:%M UTC')"
+	fi
+	t_ov=$(now)
+	# bench/overhead.sh restarts its server between rounds; on a busy machine
+	# that has failed once in a while: try a second time before giving up
+	for attempt in 1 2; do
+		say "module overhead: bench/overhead.sh, $overhead_rounds rounds of 10 s (attempt $attempt)"
+		if BENCH_PORT=$((BENCH_PORT + 1)) BENCH_OVERHEAD_DIR=$out/overhead \
+			"$here/overhead.sh" --rounds "$overhead_rounds" --seconds 10 --rate-seconds 10 | tee "$out/overhead.txt"; then
+			break
+		fi
+		echo "$prog: bench/overhead.sh failed (attempt $attempt)"
+	done
+	ov_seconds=$(awk -v a="$t_ov" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')
+	load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+	declare -p ov_seconds load_end ov_rerun >>"$vars"
+fi
 
 # rows: round, tps without, tps with, ratio[, CPU per transaction columns]
 ov_median=$(sed -En 's/^median (throughput )?ratio with\/without: ([0-9.]+).*/\2/p' "$out/overhead.txt")
@@ -314,7 +335,7 @@ ov_side_range=$(sed -n '/^== side by side/,/^median side/p' "$out/overhead.txt" 
 
 # --- results -------------------------------------------------------------------
 
-total_min=$(awk -v a="$t_start" -v b="$t_end" 'BEGIN { printf "%.1f", (b - a) / 60 }')
+total_min=$(awk -v a="$t_start" -v b="$t_main_end" -v o="$ov_seconds" 'BEGIN { printf "%.1f", (b - a + o) / 60 }')
 tsv=$out/session_list.tsv
 
 # stats SET: median min max of the set's execution times, in ms
@@ -440,7 +461,11 @@ After \`CALL bingo_tune.apply()\` (the by-id and list indexes, $apply_s s), advi
 
 ## Module overhead on pgbench -S
 
-\`bench/overhead.sh --rounds $overhead_rounds --seconds 10\`: pgbench \`-S -M prepared\`, 4
+${ov_rerun:+(Re-run on its own at $ov_rerun with \`bench/run.sh --overhead-only\`, after
+bench/overhead.sh failed in the full run: its server did not come back from a
+restart between rounds.)
+
+}\`bench/overhead.sh --rounds $overhead_rounds --seconds 10\`: pgbench \`-S -M prepared\`, 4
 clients, pgbench scale 10, on a server that preloads pg_stat_statements
 only, and on the same server preloading bingo_tune too (watching bingo's six
 statements), alternated round by round after a restart and a warm-up.
