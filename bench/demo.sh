@@ -389,7 +389,11 @@ while kill -0 "$app" 2>/dev/null; do narrate "$t0"; sleep 0.5; done
 wait "$app" || true
 app=
 before=$(cat "$tmp/first")
-printf '   %6s s  the request returned: %s\n' "+$(since "$t0")" "$(secs "$before")"
+if [ "$before" = timeout ]; then
+	printf '   %6s s  the request: %s\n' "+$(since "$t0")" "$(secs "$before")"
+else
+	printf '   %6s s  the request returned after %s\n' "$(awk -v m="$before" 'BEGIN { printf "+%.1f", m / 1000 }')" "$(secs "$before")"
+fi
 wait_present "$t0" session_list
 say "all of the session list's indexes valid $(since "$t0") s after the first request started"
 say "the requests after that:"
