@@ -362,7 +362,7 @@ GRANT SELECT ON before_after TO pg_read_all_stats;
 
 -- ==== pre-deploy tool state (tools/) ====
 -- Written and read by the bingo_tune tool (tools/prepare.c); see
--- tools/README.md.  Kept at the end of this script as one section.
+-- README.md, "The pre-deploy tool".  Kept at the end of this script as one section.
 
 -- The prepare marker: one row per prepare-db run whose command exited 0 and
 -- left the tables filled.  A row here makes later prepare-db runs, on any

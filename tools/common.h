@@ -37,7 +37,7 @@
 #define BT_MIN_SERVER_VERSION	140000
 
 /*
- * Exit codes; documented in tools/README.md and in --help.  prepare-db exits
+ * Exit codes; documented in README.md ("The pre-deploy tool") and in --help.  prepare-db exits
  * with its command's own status when the command fails.
  */
 #define BT_EXIT_OK				0	/* done */
