@@ -17,6 +17,8 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "fmgr.h"
+#include "nodes/parsenodes.h"
 #include "nodes/pg_list.h"
 #include "storage/lwlock.h"
 
@@ -38,6 +40,8 @@ extern int	bt_build_maintenance_work_mem;	/* kB, -1 = server's */
 extern bool bt_shmem_ready(void);
 /* raise a clear error when the module was not preloaded */
 extern void bt_require_preload(const char *what);
+/* set up a set-returning function's materialised result */
+extern void bt_init_srf(FunctionCallInfo fcinfo);
 
 /* ---- indexdef.c: index definitions ---- */
 
@@ -115,6 +119,13 @@ extern List *bt_catalog_wanted_indexes(const char *only_statement);
  */
 extern bool bt_statement_queryid(const char *sql, const char *schema,
 								 uint64 *queryid, char **why);
+
+/*
+ * Parse and analyse sql (exactly one statement) with the current
+ * search_path, inferring the types of its $n parameters as the server
+ * does for a driver's untyped ones.  Errors propagate.
+ */
+extern Query *bt_statement_analyse(const char *sql, Oid **paramtypes, int *nparams);
 
 /* ---- builder.c: CREATE INDEX CONCURRENTLY in a dynamic worker ---- */
 

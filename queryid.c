@@ -44,26 +44,18 @@
 PG_FUNCTION_INFO_V1(bt_queryid);
 
 /*
- * Analyse sql and return its queryid.  Runs inside the caller's
- * subtransaction; errors propagate.
+ * Parse and analyse sql with the current search_path; $n get the types
+ * the server infers from their context.
  */
-static uint64
-bt_analyse_and_jumble(const char *sql, const char *schema)
+Query *
+bt_statement_analyse(const char *sql, Oid **paramtypes, int *nparams)
 {
 	List	   *raw;
 	ParseState *pstate;
 	Query	   *query;
-	Oid		   *paramtypes = NULL;
-	int			nparams = 0;
-	int			nestlevel;
-	uint64		queryid;
 
-	nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path",
-							 psprintf("%s, pg_catalog", quote_identifier(schema)),
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-
+	*paramtypes = NULL;
+	*nparams = 0;
 	raw = raw_parser(sql, RAW_PARSE_DEFAULT);
 	if (list_length(raw) != 1)
 		ereport(ERROR,
@@ -73,22 +65,43 @@ bt_analyse_and_jumble(const char *sql, const char *schema)
 	pstate = make_parsestate(NULL);
 	pstate->p_sourcetext = sql;
 #if PG_VERSION_NUM >= 150000
-	setup_parse_variable_parameters(pstate, &paramtypes, &nparams);
+	setup_parse_variable_parameters(pstate, paramtypes, nparams);
 #else
-	parse_variable_parameters(pstate, &paramtypes, &nparams);
+	parse_variable_parameters(pstate, paramtypes, nparams);
 #endif
 	query = transformTopLevelStmt(pstate, linitial_node(RawStmt, raw));
 	check_variable_parameters(pstate, query);
+	free_parsestate(pstate);
+	return query;
+}
+
+/*
+ * Analyse sql with schema first on the search_path and return its
+ * queryid.  Runs inside the caller's subtransaction; errors propagate.
+ */
+static uint64
+bt_analyse_and_jumble(const char *sql, const char *schema)
+{
+	Query	   *query;
+	Oid		   *paramtypes;
+	int			nparams;
+	int			nestlevel;
+
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path",
+							 psprintf("%s, pg_catalog", quote_identifier(schema)),
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+
+	query = bt_statement_analyse(sql, &paramtypes, &nparams);
 #if PG_VERSION_NUM >= 160000
 	(void) JumbleQuery(query);
 #else
 	(void) JumbleQuery(query, sql);
 #endif
-	queryid = query->queryId;
-	free_parsestate(pstate);
 
 	AtEOXact_GUC(true, nestlevel);
-	return queryid;
+	return query->queryId;
 }
 
 bool

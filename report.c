@@ -112,7 +112,6 @@ static volatile sig_atomic_t bt_check_timed_out = false;
 
 /*---- Function declarations ----*/
 
-static void bt_materialize(FunctionCallInfo fcinfo);
 static char **bt_text_array(Datum arr, int *n);
 static List *bt_watch_read(const char *only);
 static List *bt_watch_sync(const char *only);
@@ -133,34 +132,6 @@ static Oid *bt_param_types(const char *sql, int *nparams);
 static ParamListInfo bt_param_values(BtWatched *w, Oid *types, int ntypes);
 static void bt_plan_indexes(Plan *plan, List **oids);
 static void bt_check_one(ReturnSetInfo *rsinfo, BtWatched *w, int runs);
-
-/*
- * Set up a materialised set-returning function.
- */
-static void
-bt_materialize(FunctionCallInfo fcinfo)
-{
-#if PG_VERSION_NUM >= 150000
-	InitMaterializedSRF(fcinfo, 0);
-#else
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	TupleDesc	tupdesc;
-	MemoryContext oldcxt;
-
-	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
-		!(rsinfo->allowedModes & SFRM_Materialize))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("set-valued function called in context that cannot accept a set")));
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-	rsinfo->returnMode = SFRM_Materialize;
-	rsinfo->setResult = tuplestore_begin_heap(true, false, work_mem);
-	rsinfo->setDesc = CreateTupleDescCopy(tupdesc);
-	MemoryContextSwitchTo(oldcxt);
-#endif
-}
 
 /* C strings of a text[] (nulls become empty strings; the trigger refuses them) */
 static char **
@@ -429,7 +400,7 @@ bt_report(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 
 	bt_require_preload("bingo_tune.report()");
-	bt_materialize(fcinfo);
+	bt_init_srf(fcinfo);
 
 	/* without query ids the hooks cannot tell one statement from another */
 	if (!IsQueryIdEnabled())
@@ -542,7 +513,7 @@ bt_before_after(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 
 	bt_require_preload("bingo_tune.before_after()");
-	bt_materialize(fcinfo);
+	bt_init_srf(fcinfo);
 
 	rows = bt_watch_sync(NULL);
 	foreach(lc, rows)
@@ -638,31 +609,12 @@ bt_check_timeout_handler(void)
 static Oid *
 bt_param_types(const char *sql, int *nparams)
 {
-	List	   *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
-	ParseState *pstate;
-	Query	   *query;
-	Oid		   *types = NULL;
-	int			n = 0;
+	Oid		   *types;
 
-	if (list_length(raw) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a watched statement must be exactly one statement")));
-	pstate = make_parsestate(NULL);
-	pstate->p_sourcetext = sql;
-#if PG_VERSION_NUM >= 150000
-	setup_parse_variable_parameters(pstate, &types, &n);
-#else
-	parse_variable_parameters(pstate, &types, &n);
-#endif
-	query = transformTopLevelStmt(pstate, linitial_node(RawStmt, raw));
-	check_variable_parameters(pstate, query);
-	free_parsestate(pstate);
-
-	for (int i = 0; i < n; i++)
+	(void) bt_statement_analyse(sql, &types, nparams);
+	for (int i = 0; i < *nparams; i++)
 		if (!OidIsValid(types[i]) || types[i] == UNKNOWNOID)
 			types[i] = TEXTOID;
-	*nparams = n;
 	return types;
 }
 
@@ -1032,7 +984,7 @@ bt_check(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("runs must be between 1 and 1000, not %d", runs)));
 
-	bt_materialize(fcinfo);
+	bt_init_srf(fcinfo);
 	rows = bt_watch_sync(only);
 
 	SPI_connect();

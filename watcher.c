@@ -1498,34 +1498,6 @@ bt_str_remove(List *list, const char *s)
  * ================================================================
  */
 
-/*
- * Set up fcinfo's result as a tuplestore (InitMaterializedSRF from 15 on).
- */
-static void
-bt_materialize(FunctionCallInfo fcinfo)
-{
-#if PG_VERSION_NUM >= 150000
-	InitMaterializedSRF(fcinfo, 0);
-#else
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	TupleDesc	tupdesc;
-	MemoryContext oldcxt;
-
-	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
-		!(rsinfo->allowedModes & SFRM_Materialize))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("set-valued function called in context that cannot accept a set")));
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-	rsinfo->returnMode = SFRM_Materialize;
-	rsinfo->setResult = tuplestore_begin_heap(true, false, work_mem);
-	rsinfo->setDesc = CreateTupleDescCopy(tupdesc);
-	MemoryContextSwitchTo(oldcxt);
-#endif
-}
-
 static void
 bt_require_watcher(void)
 {
@@ -1588,7 +1560,7 @@ bt_watched(PG_FUNCTION_ARGS)
 	int			i;
 
 	bt_require_watcher();
-	bt_materialize(fcinfo);
+	bt_init_srf(fcinfo);
 
 	copy = palloc(sizeof(BtStmtStatus) * BT_MAX_STATUS);
 	LWLockAcquire(bt_watcher->lock, LW_SHARED);
@@ -1633,7 +1605,7 @@ bt_recommendations(PG_FUNCTION_ARGS)
 	uint64		first;
 
 	bt_require_watcher();
-	bt_materialize(fcinfo);
+	bt_init_srf(fcinfo);
 
 	copy = palloc(sizeof(BtReco) * BT_RECO_RING);
 	LWLockAcquire(bt_watcher->lock, LW_SHARED);
