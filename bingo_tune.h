@@ -277,12 +277,31 @@ extern void bt_hist_merge(BtHistogram *dst, const BtHistogram *src);
 extern void bt_hist_summarize(const BtHistogram *done, const BtHistogram *failed,
 							  BtLatencySummary *sum);
 
+/* One row of bingo_tune.watch, with its queryid here and now. */
+typedef struct BtWatched
+{
+	char	   *name;
+	char	   *statement;
+	char	   *schema;
+	double		budget_ms;
+	double		percentile;
+	int			nindexes;
+	char	  **indexes;		/* definitions as stored */
+	int			nparams;
+	char	  **params;			/* sample values for $1, $2, ... */
+	bool		matched;		/* queryid computed */
+	uint64		queryid;
+	char	   *why;			/* why not, if not */
+} BtWatched;
+
 /*
  * Register every watched statement of the current database whose queryid
- * can be computed now, and forget the ones that left the catalog.  Needs a
- * transaction; uses SPI.  The watcher calls this once per pass, so runs
- * are tracked from the moment the app's tables exist.
+ * can be computed now, and forget the ones that left the catalog.  Returns
+ * the catalog's rows (List of BtWatched *, priority order) with their
+ * queryids, allocated in the current memory context.  Needs a transaction;
+ * uses SPI.  The watcher calls this once per pass and works from the rows
+ * it returns, so runs are tracked from the moment the app's tables exist.
  */
-extern void bt_stats_sync(void);
+extern List *bt_stats_sync(void);
 
 #endif							/* BINGO_TUNE_H */

@@ -85,21 +85,6 @@ PG_FUNCTION_INFO_V1(bt_before_after);
 PG_FUNCTION_INFO_V1(bt_watch_changed);
 
 /* One row of bingo_tune.watch, and its queryid here if it has one. */
-typedef struct BtWatched
-{
-	char	   *name;
-	char	   *statement;
-	char	   *schema;
-	double		budget_ms;
-	double		percentile;
-	int			nindexes;
-	char	  **indexes;		/* definitions as stored */
-	int			nparams;
-	char	  **params;			/* sample values for $1, $2, ... */
-	bool		matched;		/* queryid computed */
-	uint64		queryid;
-	char	   *why;			/* why not, if not */
-} BtWatched;
 
 /* the catalog pass waits this long (ms) at most for a table's lock */
 #define BT_SYNC_LOCK_TIMEOUT_MS 1000
@@ -326,10 +311,10 @@ bt_watch_sync(const char *only)
 	return result;
 }
 
-void
+List *
 bt_stats_sync(void)
 {
-	(void) bt_watch_sync(NULL);
+	return bt_watch_sync(NULL);
 }
 
 /*

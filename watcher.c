@@ -14,10 +14,11 @@
  * (our ProcessUtility hook and a commit callback wake it; on a standby,
  * where no hook sees the replayed command, the retry finds it).
  *
- * Every naptime a watcher, in one transaction: computes the queryid of each
- * watched statement (bt_statement_queryid; recomputed every pass, which is
- * a handful of parse + analyse and follows dropped and recreated tables
- * without any cache to invalidate); reads pg_stat_statements (completed
+ * Every naptime a watcher, in one transaction: reads the catalog and the
+ * queryid of each watched statement through the report's catalog pass
+ * (bt_stats_sync, which also keeps latency tracking in step; recomputed
+ * every pass, which is a handful of parse + analyse and follows dropped
+ * and recreated tables without any cache to invalidate); reads pg_stat_statements (completed
  * calls) and pg_stat_activity (runs in progress for longer than
  * bingo_tune.min_running, since a run that is cancelled or times out never
  * reaches pg_stat_statements); judges the indexes of the statements it saw;
@@ -1052,10 +1053,25 @@ bt_watcher_pass(MemoryContext passcxt)
 	LWLockRelease(bt_watcher->lock);
 
 	/*
-	 * Keep the report's latency tracking in step with the catalog and the
-	 * tables, whatever the mode: measuring is not acting.
+	 * The catalog, and each statement's queryid here and now.  The same
+	 * pass keeps the report's latency tracking in step with them, whatever
+	 * the mode: measuring is not acting.
 	 */
-	bt_stats_sync();
+	oldcxt = MemoryContextSwitchTo(passcxt);
+	foreach(lc, bt_stats_sync())
+	{
+		BtWatched  *w = lfirst(lc);
+		BtStmt	   *st = palloc0(sizeof(BtStmt));
+
+		st->name = w->name;
+		st->sql = w->statement;
+		st->schema = w->schema;
+		st->analysed = w->matched;
+		st->queryid = w->queryid;
+		st->why = w->why;
+		stmts = lappend(stmts, st);
+	}
+	MemoryContextSwitchTo(oldcxt);
 
 	if (bt_mode == BT_MODE_OFF)
 	{
@@ -1064,25 +1080,7 @@ bt_watcher_pass(MemoryContext passcxt)
 		return;
 	}
 
-	/* the catalog, and each statement's queryid here and now */
 	SPI_connect();
-	ret = SPI_execute("SELECT name, statement, schema FROM bingo_tune.watch ORDER BY priority, name",
-					  true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read bingo_tune.watch: %s", SPI_result_code_string(ret));
-	for (uint64 r = 0; r < SPI_processed; r++)
-	{
-		BtStmt	   *st = MemoryContextAllocZero(passcxt, sizeof(BtStmt));
-
-		st->name = MemoryContextStrdup(passcxt, SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1));
-		st->sql = MemoryContextStrdup(passcxt, SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2));
-		st->schema = MemoryContextStrdup(passcxt, SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 3));
-		/* SPI's context goes at SPI_finish: keep the list in ours */
-		oldcxt = MemoryContextSwitchTo(passcxt);
-		stmts = lappend(stmts, st);
-		MemoryContextSwitchTo(oldcxt);
-	}
-
 	/* pg_stat_statements is usable only when preloaded (its GUCs exist then) */
 	if (GetConfigOption("pg_stat_statements.max", true, false) != NULL)
 	{
@@ -1109,14 +1107,9 @@ bt_watcher_pass(MemoryContext passcxt)
 	foreach(lc, stmts)
 	{
 		BtStmt	   *st = lfirst(lc);
-		char	   *why = NULL;
 
-		st->analysed = bt_statement_queryid(st->sql, st->schema, &st->queryid, &why);
-		MemoryContextSwitchTo(passcxt);
 		if (st->analysed)
 			qidvals[nqids++] = Int64GetDatum((int64) st->queryid);
-		else
-			st->why = why;
 	}
 	qids = PointerGetDatum(construct_array(qidvals, nqids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 
