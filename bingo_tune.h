@@ -109,8 +109,17 @@ extern List *bt_catalog_wanted_indexes(const char *only_statement);
 /* ---- queryid.c: matching statements the way pg_stat_statements does ---- */
 
 /*
+ * Set search_path as the application has it for a statement of schema:
+ * pg_catalog first (implicitly), then schema, then pg_temp.  Returns the
+ * GUC nest level it opened, for AtEOXact_GUC(false, nestlevel).  The one
+ * place that decides how a watched statement's names resolve.
+ */
+extern int	bt_app_search_path(const char *schema);
+
+/*
  * Compute the queryid pg_stat_statements gives the statement text sql when
- * its unqualified names are looked up in schema (then pg_catalog).  $n
+ * its unqualified names are looked up as the application looks them up
+ * (bt_app_search_path).  $n
  * parameters get the types the server infers, as when a driver sends them
  * untyped.  Parses and analyses only; runs nothing.  Needs a transaction;
  * errors (a table that does not exist yet, say) are caught in a

@@ -7,9 +7,21 @@
  * parse tree: case, whitespace and constants do not change it, but the
  * OIDs of the tables it reads do (a table dropped and created again gives
  * a new id).  So the id of a watched text can only be known in its
- * database, now: we parse and analyse it there, with its schema first on
- * the search_path, and hash the tree with the server's own JumbleQuery().
- * Nothing is planned or executed.
+ * database, now: we parse and analyse it there, finding its names the way
+ * the application finds them (bt_app_search_path), and hash the tree with
+ * the server's own JumbleQuery().  Nothing is planned or executed.
+ *
+ * Names.  The application's session searches pg_catalog first (implicitly:
+ * it is not on its search_path), then its schema.  bt_app_search_path() sets
+ * exactly that: "<schema>", pg_temp.  Listing pg_catalog after the schema
+ * would let an operator or function the schema's owner planted there (an
+ * "=" for integers, say) win over the built-in one: the queryid would no
+ * longer be the application's, and whoever then runs the statement would
+ * run the planted code.  pg_temp is listed last so that a temporary table
+ * named like an application table (in check()'s or report()'s caller's
+ * session) never stands in for it.  Every place that resolves a watched
+ * statement's names goes through this one function: the queryid (catalog
+ * trigger, report()'s catalog pass, the watcher) and check().
  *
  * Parameters ($1, ...) get the types the server infers from their context,
  * which is what happens when a driver sends them untyped.
@@ -76,7 +88,25 @@ bt_statement_analyse(const char *sql, Oid **paramtypes, int *nparams)
 }
 
 /*
- * Analyse sql with schema first on the search_path and return its
+ * Resolve names as the application does: pg_catalog first (implicitly),
+ * then schema, then pg_temp.  Opens a GUC nest level and returns it; the
+ * caller ends it with AtEOXact_GUC(false, nestlevel), and an error that
+ * aborts the (sub)transaction ends it too.
+ */
+int
+bt_app_search_path(const char *schema)
+{
+	int			nestlevel = NewGUCNestLevel();
+
+	(void) set_config_option("search_path",
+							 psprintf("%s, pg_temp", quote_identifier(schema)),
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nestlevel;
+}
+
+/*
+ * Analyse sql with the application's search path for schema and return its
  * queryid.  Runs inside the caller's subtransaction; errors propagate.
  */
 static uint64
@@ -87,11 +117,7 @@ bt_analyse_and_jumble(const char *sql, const char *schema)
 	int			nparams;
 	int			nestlevel;
 
-	nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path",
-							 psprintf("%s, pg_catalog", quote_identifier(schema)),
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	nestlevel = bt_app_search_path(schema);
 
 	query = bt_statement_analyse(sql, &paramtypes, &nparams);
 #if PG_VERSION_NUM >= 160000
@@ -100,7 +126,7 @@ bt_analyse_and_jumble(const char *sql, const char *schema)
 	(void) JumbleQuery(query, sql);
 #endif
 
-	AtEOXact_GUC(true, nestlevel);
+	AtEOXact_GUC(false, nestlevel);
 	return query->queryId;
 }
 

@@ -22,8 +22,12 @@
  * install script grants report(), check() and before_after() to
  * pg_read_all_stats and leaves reset() to superusers.
  *
- * check() runs each statement in the caller's session, as the caller,
- * `runs` times.  Each run gets its own subtransaction, always rolled back
+ * check() runs each statement in the caller's session, but not as the
+ * caller: as the owner of the statement's tables, inside a
+ * security-restricted operation, as PostgreSQL runs ANALYZE and CREATE
+ * INDEX (bt_check_role says who, and refuses views and tables of different
+ * owners), with the application's search path (bt_app_search_path), `runs`
+ * times.  Each run gets its own subtransaction, always rolled back
  * (a watched DELETE changes nothing), and its own timer just above the
  * budget: a statement_timeout set inside a function would not be armed for
  * the statements it runs, so check() arms a timeout of its own, and a run
@@ -43,12 +47,14 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/plannodes.h"
 #include "optimizer/optimizer.h"
 #include "parser/analyze.h"
@@ -116,6 +122,9 @@ static void bt_check_timeout_handler(void);
 static Oid *bt_param_types(const char *sql, int *nparams);
 static ParamListInfo bt_param_values(BtWatched *w, Oid *types, int ntypes);
 static void bt_plan_indexes(Plan *plan, List **oids);
+static bool bt_relations_walker(Node *node, void *context);
+static Query *bt_analyse_caught(const char *sql, char **why);
+static Oid	bt_check_role(BtWatched *w, char **why);
 static void bt_check_one(ReturnSetInfo *rsinfo, BtWatched *w, int runs);
 
 /* C strings of a text[] (nulls become empty strings; the trigger refuses them) */
@@ -682,6 +691,152 @@ bt_plan_indexes(Plan *plan, List **oids)
 	bt_plan_indexes(plan->righttree, oids);
 }
 
+/* Collect the range table entries of the relations a query tree names. */
+static bool
+bt_relations_walker(Node *node, void *context)
+{
+	List	  **rtes = (List **) context;
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+
+		if (rte->rtekind == RTE_RELATION)
+			*rtes = lappend(*rtes, rte);
+		return false;			/* range_table_walker goes on into subqueries */
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, bt_relations_walker, context,
+								 QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, bt_relations_walker, context);
+}
+
+/*
+ * Analyse sql in a subtransaction: NULL, with *why set, when it fails (a
+ * cancel still propagates).
+ */
+static Query *
+bt_analyse_caught(const char *sql, char **why)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner resowner = CurrentResourceOwner;
+	Query	   *volatile query = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		Oid		   *types;
+		int			n;
+
+		query = bt_statement_analyse(sql, &types, &n);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = resowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = resowner;
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+		*why = edata->message;
+	}
+	PG_END_TRY();
+	return query;
+}
+
+/*
+ * The role check() runs w's statement as: the owner of the tables it names.
+ * The statement is analysed first (the application's search path is set;
+ * analysis runs nothing).  Every relation it names must be an ordinary or
+ * partitioned table: a view (one the schema's owner put in a table's place,
+ * say) or a foreign table would run code of whoever made it, so check()
+ * refuses it rather than judge whose rights that code should get.  The
+ * tables must have one owner.  A statement that names no table runs as the
+ * owner of the row's schema.  When the statement cannot be analysed here
+ * (its tables do not exist yet), returns InvalidOid with *why set, and the
+ * caller reports that as the row's error.
+ */
+static Oid
+bt_check_role(BtWatched *w, char **why)
+{
+	Query	   *query = bt_analyse_caught(w->statement, why);
+	List	   *rtes = NIL;
+	Oid			role = InvalidOid;
+	Oid			first_relid = InvalidOid;
+	ListCell   *lc;
+
+	if (query == NULL)
+		return InvalidOid;
+	(void) query_tree_walker(query, bt_relations_walker, &rtes, QTW_EXAMINE_RTES_BEFORE);
+	foreach(lc, rtes)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+		HeapTuple	tup;
+		Form_pg_class rel;
+		Oid			relowner;
+
+		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rte->relid));
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for relation %u", rte->relid);
+		rel = (Form_pg_class) GETSTRUCT(tup);
+		relowner = rel->relowner;
+		if (rel->relkind != RELKIND_RELATION && rel->relkind != RELKIND_PARTITIONED_TABLE)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("check() does not run watched statement \"%s\": \"%s.%s\" is not a table",
+							w->name, get_namespace_name(rel->relnamespace), NameStr(rel->relname)),
+					 errdetail("check() runs only statements that read ordinary or partitioned tables: "
+							   "a view or a foreign table runs code check() cannot vouch for."),
+					 errhint("Make the row's schema the one that holds the application's tables, "
+							 "or judge this statement by its runs in bingo_tune.report().")));
+		ReleaseSysCache(tup);
+
+		if (!OidIsValid(role))
+		{
+			role = relowner;
+			first_relid = rte->relid;
+		}
+		else if (relowner != role)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("check() does not run watched statement \"%s\": its tables have different owners",
+							w->name),
+					 errdetail("Table \"%s\" belongs to role \"%s\", table \"%s\" to role \"%s\".",
+							   get_rel_name(first_relid), GetUserNameFromId(role, false),
+							   get_rel_name(rte->relid), GetUserNameFromId(relowner, false)),
+					 errhint("check() runs a statement as the owner of its tables; "
+							 "give them one owner with ALTER TABLE ... OWNER TO.")));
+	}
+
+	if (!OidIsValid(role))
+	{
+		Oid			nsp = get_namespace_oid(w->schema, true);
+		HeapTuple	tup;
+
+		if (!OidIsValid(nsp))
+		{
+			*why = psprintf("schema \"%s\" does not exist", w->schema);
+			return InvalidOid;
+		}
+		tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for schema %u", nsp);
+		role = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+		ReleaseSysCache(tup);
+	}
+	return role;
+}
+
 /*
  * Run one watched statement `runs` times and add its row.  Connected to
  * SPI; CurrentMemoryContext is SPI's procedure context.
@@ -692,6 +847,10 @@ bt_check_one(ReturnSetInfo *rsinfo, BtWatched *w, int runs)
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	int			nestlevel;
+	Oid			runas;
+	Oid			save_userid;
+	int			save_sec;
+	char	   *why = NULL;
 	Oid		   *volatile types = NULL;
 	volatile int ntypes = 0;
 	SPIPlanPtr volatile plan = NULL;
@@ -711,46 +870,60 @@ bt_check_one(ReturnSetInfo *rsinfo, BtWatched *w, int runs)
 	int			nelems;
 	ListCell   *lc;
 
-	/* the statement's tables are found the way queryid.c finds them */
-	nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path",
-							 psprintf("%s, pg_catalog", quote_identifier(w->schema)),
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	/* names resolve as the application resolves them, as in queryid.c */
+	nestlevel = bt_app_search_path(w->schema);
+
+	/*
+	 * From here on, as the owner of the statement's tables, restricted: code
+	 * the statement reaches (its functions, operators, triggers) gets the
+	 * owner's rights, never the caller's, and cannot change the session.
+	 * An error that escapes restores the caller with the transaction's
+	 * abort; the GUC nest level undoes any setting that code made.
+	 */
+	runas = bt_check_role(w, &why);
+	if (!OidIsValid(runas))
+		error = why;
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	if (OidIsValid(runas))
+		SetUserIdAndSecContext(runas, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
 
 	/* prepare: infer the parameter types, convert the sample values */
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
+	if (error == NULL)
 	{
-		int			n;
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(cxt);
+		PG_TRY();
+		{
+			int			n;
 
-		types = bt_param_types(w->statement, &n);
-		ntypes = n;
-		params = bt_param_values(w, types, n);
-		plan = SPI_prepare(w->statement, n, types);
-		if (plan == NULL)
-			elog(ERROR, "could not prepare watched statement \"%s\": %s",
-				 w->name, SPI_result_code_string(SPI_result));
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
+			types = bt_param_types(w->statement, &n);
+			ntypes = n;
+			params = bt_param_values(w, types, n);
+			plan = SPI_prepare(w->statement, n, types);
+			if (plan == NULL)
+				elog(ERROR, "could not prepare watched statement \"%s\": %s",
+					 w->name, SPI_result_code_string(SPI_result));
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
 
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-			ReThrowError(edata);
-		error = edata->message;
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+			if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+				ReThrowError(edata);
+			error = edata->message;
+		}
+		PG_END_TRY();
 	}
-	PG_END_TRY();
 
 	if (bt_check_timeout_id == MAX_TIMEOUTS)
 		bt_check_timeout_id = RegisterTimeout(USER_TIMEOUT, bt_check_timeout_handler);
@@ -875,7 +1048,8 @@ bt_check_one(ReturnSetInfo *rsinfo, BtWatched *w, int runs)
 		PG_END_TRY();
 	}
 
-	AtEOXact_GUC(true, nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec);
+	AtEOXact_GUC(false, nestlevel);
 
 	/* the budgeted percentile of the runs (nearest rank); cut-off runs count as what they ran */
 	if (ndone > 0)
