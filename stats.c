@@ -23,13 +23,20 @@
  *
  * What the hooks time.  Only top-level runs (nesting level 0, as in
  * pg_stat_statements: statements run by functions, procedures, DO blocks,
- * EXPLAIN ANALYZE or check() are not counted), in regular backends.  A run
- * counts from the arrival of the client's message (the statement timestamp,
- * as statement_timeout does), so parsing and planning are included, up to
- * ExecutorEnd: what the application waits for, less the network.
- * ExecutorEnd is skipped when a run fails, so ExecutorStart notes the
- * running statement in bt_running, and the transaction / subtransaction
- * abort callbacks count it as failed, with how long it ran.
+ * EXPLAIN ANALYZE or check() are not counted), in regular backends, and
+ * only runs that passed their permission checks: a run is noted once the
+ * executor has started, and ExecutorStart is where the table, column and
+ * function privileges are checked, so a role without SELECT that sends the
+ * statement makes no failed run.  A run counts from the arrival of the
+ * client's message (the statement timestamp, as statement_timeout does), so
+ * parsing and planning are included, up to ExecutorEnd: what the
+ * application waits for, less the network.  When one simple-query message
+ * holds several statements they share that timestamp, so a watched
+ * statement that is not the first counts from the end of the top-level
+ * statement before it (see bt_note_statement_end).  ExecutorEnd is skipped
+ * when a run fails, so ExecutorStart notes the running statement in
+ * bt_running, and the transaction / subtransaction abort callbacks count it
+ * as failed, with how long it ran.
  *
  * Locking.  bt_stats->lock (an LWLock of tranche "bingo_tune_stats")
  * protects the hash table: shared to look an entry up and update its
@@ -120,7 +127,11 @@ static HTAB *bt_stats_hash = NULL;
 static int	bt_nesting_level = 0;
 static BtRunning bt_running;
 
-/* the previous watched run's statement start and end, see bt_ExecutorStart */
+/*
+ * The last top-level statement that may have had another after it in its
+ * client message: its statement timestamp and when it ended (see
+ * bt_note_statement_end).
+ */
 static TimestampTz bt_prev_stmt_start = 0;
 static TimestampTz bt_prev_end = 0;
 
@@ -714,6 +725,23 @@ bt_stats_install_hooks(void)
 	RegisterSubXactCallback(bt_subxact_callback, NULL);
 }
 
+/*
+ * A top-level statement ended.  If its message may hold another statement
+ * after it (its text is followed by a semicolon: stmt_len is set), note
+ * when it ended, so that a watched statement after it in the same message
+ * counts from there rather than from the message's arrival.  Statements
+ * sent on their own, as drivers send them, cost nothing here.
+ */
+static inline void
+bt_note_statement_end(PlannedStmt *pstmt)
+{
+	if (pstmt->stmt_len != 0)
+	{
+		bt_prev_stmt_start = GetCurrentStatementStartTimestamp();
+		bt_prev_end = GetCurrentTimestamp();
+	}
+}
+
 /* the run in flight ended: count it with how long it ran */
 static void
 bt_running_done(bool failed)
@@ -721,6 +749,7 @@ bt_running_done(bool failed)
 	TimestampTz now = GetCurrentTimestamp();
 
 	bt_running.active = false;
+	bt_prev_stmt_start = GetCurrentStatementStartTimestamp();
 	bt_prev_end = now;
 	bt_stats_record(&bt_running.key, (double) (now - bt_running.start) / 1000.0, failed);
 }
@@ -730,14 +759,18 @@ bt_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
 	uint64		queryid = queryDesc->plannedstmt->queryId;
 
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+
 	/*
-	 * Note a top-level run of a watched statement, before the executor
-	 * starts so that a cancel during startup counts as a failed run.  The
-	 * run counts from the arrival of the client's message (the statement
-	 * timestamp, which statement_timeout counts from too), so parsing and
-	 * planning are in.  When one simple-query message holds several
-	 * statements they share that timestamp: a watched run then counts from
-	 * the end of the previous watched run of the same message.
+	 * Note a top-level run of a watched statement once the executor has
+	 * started: its permission checks passed, so a run refused for lack of
+	 * privileges is no run at all.  It counts from the arrival of the
+	 * client's message (the statement timestamp, which statement_timeout
+	 * counts from too), so parsing and planning are in; when an earlier
+	 * statement of the same message ran, from the end of that one.
 	 */
 	if (bt_nesting_level == 0 && bt_stats != NULL &&
 		queryid != UINT64CONST(0) && !IsParallelWorker() &&
@@ -753,13 +786,7 @@ bt_ExecutorStart(QueryDesc *queryDesc, int eflags)
 		bt_running.start = stmt_start;
 		if (stmt_start == bt_prev_stmt_start && bt_prev_end > stmt_start)
 			bt_running.start = bt_prev_end;
-		bt_prev_stmt_start = stmt_start;
 	}
-
-	if (prev_ExecutorStart)
-		prev_ExecutorStart(queryDesc, eflags);
-	else
-		standard_ExecutorStart(queryDesc, eflags);
 }
 
 #if PG_VERSION_NUM >= 180000
@@ -816,6 +843,8 @@ bt_ExecutorEnd(QueryDesc *queryDesc)
 {
 	if (bt_running.active && bt_running.queryDesc == queryDesc)
 		bt_running_done(false);
+	else if (bt_nesting_level == 0)
+		bt_note_statement_end(queryDesc->plannedstmt);
 
 	if (prev_ExecutorEnd)
 		prev_ExecutorEnd(queryDesc);
@@ -837,6 +866,7 @@ bt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 				  DestReceiver *dest, QueryCompletion *qc)
 {
 	bool		nest = !IsA(pstmt->utilityStmt, ExecuteStmt);
+	bool		toplevel = (bt_nesting_level == 0);
 
 	if (nest)
 		bt_nesting_level++;
@@ -848,6 +878,9 @@ bt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		else
 			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 									params, queryEnv, dest, qc);
+		/* a watched statement may follow it in the same message */
+		if (toplevel)
+			bt_note_statement_end(pstmt);
 	}
 	PG_FINALLY();
 	{
