@@ -131,7 +131,7 @@ bt_apply_record(int64 run, BtWantedIndex *want, const char *action,
 
 	ret = SPI_execute_with_args("INSERT INTO bingo_tune.events"
 								" (statement, action, index_name, duration, detail, source, run)"
-								" VALUES ($1, $2, $3, $4 * interval '1 second', $5, 'apply', $6)",
+								" VALUES ($1, $2, $3, $4 OPERATOR(pg_catalog.*) interval '1 second', $5, 'apply', $6)",
 								6, argtypes, args, nulls, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not record in bingo_tune.events: %s", SPI_result_code_string(ret));
@@ -169,7 +169,14 @@ bt_apply(PG_FUNCTION_ARGS)
 
 	SPI_connect_ext(SPI_OPT_NONATOMIC);
 
-	if (SPI_execute("SELECT nextval('bingo_tune.apply_run')", false, 1) != SPI_OK_SELECT)
+	/*
+	 * These statements run with the caller's search_path: every function
+	 * and operator is named with its schema, so that one the caller's path
+	 * reaches first (a nextval(text) in the application's schema) cannot
+	 * stand in for it.
+	 */
+	if (SPI_execute("SELECT pg_catalog.nextval('bingo_tune.apply_run'::pg_catalog.regclass)",
+					false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not get an apply run number");
 	run = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 

@@ -128,10 +128,15 @@ bt_catalog_wanted_indexes(const char *only_statement)
 	if (only_statement == NULL)
 		nulls[0] = 'n';
 
+	/*
+	 * Runs with the caller's search_path (advise(), apply()): the operator
+	 * is named with its schema, so that none the caller's path reaches
+	 * first can stand in for it.
+	 */
 	SPI_connect();
 	ret = SPI_execute_with_args("SELECT name, schema, indexes, priority"
 								" FROM bingo_tune.watch"
-								" WHERE $1 IS NULL OR name = $1"
+								" WHERE $1 IS NULL OR name OPERATOR(pg_catalog.=) $1"
 								" ORDER BY priority, name",
 								1, argtypes, args, nulls, true, 0);
 	if (ret != SPI_OK_SELECT)
