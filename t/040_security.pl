@@ -1,0 +1,358 @@
+# Trust: nothing the application's role controls runs with superuser
+# rights, and no other role can forge or wipe the figures.
+#
+# An unprivileged role "app" owns bingo's tables and plants in its schema:
+# an "=" for integers, functions shadowing built-ins the statements (and
+# apply()'s own statements) call, and later a view over a function in place
+# of a table.  Every planted function calls trap(), which writes a file
+# only when it runs with superuser rights (COPY ... TO a server file), and
+# says as whom it ran.  check(), report(), the catalog trigger, the watcher,
+# CALL apply() and the tool's commands are run by a superuser against these
+# traps: no file may appear, the app's runs must still be matched, and the
+# figures must not change.  A monitoring role's temporary tables named like
+# the app's must not change them either; a role without SELECT that sends a
+# watched statement makes no run; a watched statement behind a sleep in one
+# simple-query message is timed from its own start.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+
+my $node = PostgreSQL::Test::Cluster->new('security');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'pg_stat_statements,bingo_tune'
+compute_query_id = on
+max_worker_processes = 16
+bingo_tune.naptime = 1
+bingo_tune.mode = off
+});
+$node->start;
+
+my $trapdir = $node->basedir . '/traps';
+mkdir $trapdir or die "mkdir $trapdir: $!";
+
+# run sql as user (undef: the bootstrap superuser)
+sub sql_as
+{
+	my ($user, $sql) = @_;
+	return $node->safe_psql('postgres', $sql,
+		extra_params => [ defined $user ? ('-U', $user) : () ]);
+}
+
+# stderr too, for the traps' notices
+sub sql_as_notices
+{
+	my ($user, $sql) = @_;
+	my ($out, $err);
+	my $ret = $node->psql('postgres', $sql, stdout => \$out, stderr => \$err,
+		extra_params => [ defined $user ? ('-U', $user) : () ]);
+	return ($ret, $out, $err);
+}
+
+# the trap files that appeared, as a sorted comma-separated list
+sub fired
+{
+	opendir(my $dh, $trapdir) or die "opendir $trapdir: $!";
+	my @f = sort grep { !/^\./ } readdir($dh);
+	closedir($dh);
+	return join(',', @f);
+}
+
+sub report
+{
+	my ($name, $cols, $user) = @_;
+	return sql_as($user,
+		"SELECT $cols FROM bingo_tune.report() WHERE name = '$name'");
+}
+
+# --- roles, bingo's tables owned by app, the extension -------------------
+
+$node->safe_psql('postgres', q{
+CREATE ROLE app LOGIN;
+CREATE ROLE monitor LOGIN IN ROLE pg_read_all_stats;
+CREATE ROLE stranger LOGIN;
+GRANT CREATE ON SCHEMA public TO app;
+CREATE EXTENSION bingo_tune CASCADE;
+});
+
+sql_as('app', q{
+CREATE TABLE sessions (id bigint, start_time timestamp NOT NULL,
+	customer_id integer NOT NULL, movie_id integer NOT NULL);
+CREATE TABLE customers (id integer, name text, surname text, birthday date, email text);
+CREATE TABLE movies (id integer, name text, year integer, duration integer);
+INSERT INTO movies SELECT g, 'movie ' || g % 70, 1950 + g % 75, 90 + g % 60
+	FROM generate_series(1, 2000) g;
+INSERT INTO customers SELECT g, 'name ' || g % 50, 'surname ' || g % 90,
+	date '1950-01-01' + g % 20000, 'c' || g || '@example.com'
+	FROM generate_series(1, 2000) g;
+INSERT INTO sessions SELECT g, timestamp '2020-01-01' + g * interval '1 minute',
+	1 + g % 2000, 1 + g % 2000
+	FROM generate_series(1, 5000) g;
+ANALYZE sessions, customers, movies;
+GRANT SELECT ON sessions, customers, movies TO monitor;
+});
+
+# --- the traps ---------------------------------------------------------
+
+# trap(what): says as whom it ran; writes traps/<what> only with superuser
+# rights (a non-superuser's COPY to a server file is refused, and the
+# refusal is swallowed so the app's own statements keep working).
+my $trap = qq{
+CREATE FUNCTION public.trap(what text) RETURNS boolean
+LANGUAGE plpgsql AS \$\$
+BEGIN
+	RAISE NOTICE 'trap % ran as %', what, current_user;
+	BEGIN
+		EXECUTE pg_catalog.format('COPY (SELECT 1) TO %L',
+			'$trapdir/' OPERATOR(pg_catalog.||) what);
+	EXCEPTION WHEN insufficient_privilege THEN
+		NULL;
+	END;
+	RETURN true;
+END \$\$;
+};
+sql_as('app', $trap);
+
+# the trap is live: run by a superuser, it writes its file
+$node->safe_psql('postgres', q{SELECT public.trap('live')});
+is(fired(), 'live', 'the trap writes its file when a superuser runs it');
+unlink "$trapdir/live" or die;
+my ($ret, $out, $err) = sql_as_notices('app', q{SELECT public.trap('live')});
+is(fired(), '', 'and not when its owner runs it');
+
+# an "=" for integers, and functions shadowing what statements call
+sql_as('app', q{
+CREATE FUNCTION public.evil_eq(integer, integer) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM public.trap('eq');
+	RETURN $1 OPERATOR(pg_catalog.=) $2;
+END $$;
+CREATE OPERATOR public.= (LEFTARG = integer, RIGHTARG = integer,
+	FUNCTION = public.evil_eq);
+CREATE FUNCTION public.upper(text) RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM public.trap('upper');
+	RETURN pg_catalog.upper($1);
+END $$;
+-- an untyped literal prefers text: nextval('x') would pick this one over
+-- pg_catalog.nextval(regclass) for a caller whose path reaches public
+CREATE FUNCTION public.nextval(text) RETURNS bigint
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM public.trap('nextval');
+	RETURN 1;
+END $$;
+CREATE FUNCTION public.evil_mul(double precision, interval) RETURNS interval
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM public.trap('mul');
+	RETURN $2;
+END $$;
+CREATE OPERATOR public.* (LEFTARG = double precision, RIGHTARG = interval,
+	FUNCTION = public.evil_mul);
+-- the app's own function, which a watched statement calls
+CREATE FUNCTION public.rating(integer) RETURNS integer
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM public.trap('rating');
+	RETURN $1 % 5;
+END $$;
+});
+
+# the shadowing is real: a caller whose path lists public before
+# pg_catalog gets the planted operator
+$node->safe_psql('postgres', q{SET search_path = public, pg_catalog; SELECT 1 = 1});
+is(fired(), 'eq', 'a superuser with public before pg_catalog runs the planted "="');
+unlink "$trapdir/eq" or die;
+$node->safe_psql('postgres', q{SELECT nextval('bingo_tune.apply_run')});
+is(fired(), 'nextval', 'an untyped nextval() call reaches the planted nextval(text)');
+unlink "$trapdir/nextval" or die;
+
+# statements of the operator's own: one calling a function the app shadows,
+# one calling the app's own function (added with the traps in place: the
+# catalog trigger analyses them)
+$node->safe_psql('postgres', q{
+INSERT INTO bingo_tune.watch (name, statement, budget, percentile, indexes, params) VALUES
+	('movie_by_name', 'SELECT movies.id FROM movies WHERE movies.name = upper($1) LIMIT 10',
+	 '400 ms', 90, '{}', '{"movie 1"}'),
+	('movie_rating', 'SELECT movies.id, rating(movies.id) FROM movies WHERE movies.id = $1',
+	 '400 ms', 90, '{}', '{7}');
+});
+is(fired(), '', 'the catalog trigger ran nothing');
+
+# --- the app's runs are matched ------------------------------------------
+
+$node->safe_psql('postgres', q{
+SELECT pg_stat_statements_reset();
+SELECT bingo_tune.reset();
+});
+my $movie_by_id = $node->safe_psql('postgres',
+	q{SELECT statement FROM bingo_tune.watch WHERE name = 'movie_by_id'});
+my $movie_list = $node->safe_psql('postgres',
+	q{SELECT statement FROM bingo_tune.watch WHERE name = 'movie_list'});
+my $runs = "PREPARE movie_by_id AS $movie_by_id;\n"
+  . join('', map { "EXECUTE movie_by_id($_);\n" } 1 .. 20);
+sql_as('app', $runs);
+
+my $app_qid = $node->safe_psql('postgres', q{
+	SELECT queryid FROM pg_stat_statements
+	WHERE userid = 'app'::regrole AND query LIKE 'PREPARE movie_by_id%'});
+isnt($app_qid, '', 'pg_stat_statements has the app\'s runs');
+is(report('movie_by_id', 'queryid'), $app_qid,
+	'report() computes the app\'s queryid despite the planted "="');
+is($node->safe_psql('postgres', q{
+	SELECT bingo_tune.queryid(statement, schema) FROM bingo_tune.watch WHERE name = 'movie_by_id'}),
+	$app_qid, 'and so does queryid()');
+is(report('movie_by_id', 'calls || \',\' || failed'), '20,0', 'report() counts the app\'s 20 runs');
+is(fired(), '', 'nothing ran as a superuser');
+
+# --- check(): as the tables' owner, restricted ----------------------------
+
+($ret, $out, $err) = sql_as_notices(undef, q{
+	SELECT name, outcome FROM bingo_tune.check(NULL, 1) ORDER BY name});
+is($ret, 0, 'check() runs every statement');
+like($out, qr/^movie_rating\|ok$/m, 'check(): the statement calling the app\'s function is ok');
+like($out, qr/^movie_by_name\|ok$/m, 'check(): the statement whose function is shadowed is ok');
+like($err, qr/trap rating ran as app/, 'check() runs the app\'s function as the app');
+unlike($err, qr/trap (eq|upper)/, 'check() never reaches the planted "=" or upper()');
+is(fired(), '', 'check() ran nothing as a superuser');
+is(report('movie_by_id', 'calls || \',\' || failed'), '20,0', 'check() runs are not counted');
+
+# the same from a session that set a hostile search_path of its own
+($ret, $out, $err) = sql_as_notices(undef, q{
+	SET search_path = public, pg_catalog;
+	SELECT name, outcome FROM bingo_tune.check('movie_by_id', 1)});
+like($out, qr/^movie_by_id\|ok$/m, 'check() with the caller\'s path set to public first');
+is(fired(), '', 'still nothing ran as a superuser');
+
+# tables of different owners: refused, with a hint
+$node->safe_psql('postgres', q{
+	CREATE ROLE other;
+	CREATE TABLE public.extra (id integer);
+	ALTER TABLE public.extra OWNER TO other;
+	INSERT INTO bingo_tune.watch (name, statement, budget) VALUES
+		('mixed_owners', 'SELECT movies.id FROM movies JOIN extra ON extra.id = movies.id', '1 s');
+});
+($ret, $out, $err) = sql_as_notices(undef,
+	q{SELECT outcome FROM bingo_tune.check('mixed_owners', 1)});
+isnt($ret, 0, 'check() refuses a statement whose tables have different owners');
+like($err, qr/its tables have different owners/, 'and says why');
+like($err, qr/HINT:  check\(\) runs a statement as the owner of its tables/, 'with a hint');
+$node->safe_psql('postgres', q{DELETE FROM bingo_tune.watch WHERE name = 'mixed_owners'});
+
+# --- a monitoring role's temporary tables ----------------------------------
+
+my $temps = q{
+CREATE TEMP TABLE sessions (id bigint, start_time timestamp, customer_id integer, movie_id integer);
+CREATE TEMP TABLE customers (id integer, name text, surname text, birthday date, email text);
+CREATE TEMP TABLE movies (id integer, name text, year integer, duration integer);
+};
+$out = sql_as('monitor', $temps . q{
+SELECT queryid || ',' || calls || ',' || failed FROM bingo_tune.report() WHERE name = 'movie_by_id';
+SELECT name || ':' || runs FROM bingo_tune.check('movie_by_id', 1);
+});
+is($out, "$app_qid,20,0\nmovie_by_id:1",
+	'temp tables named like the app\'s change neither queryid nor figures');
+is(report('movie_by_id', 'calls || \',\' || failed'), '20,0',
+	'the figures are still there after that session');
+
+# the monitoring role running the text against its own temp tables
+SKIP:
+{
+	# from 18 on, queryids hash relation names instead of OIDs
+	skip 'queryids hash relation names from PostgreSQL 18 on', 1
+	  if $node->pg_version >= 18;
+	sql_as('monitor', $temps . "PREPARE m AS $movie_by_id;\nEXECUTE m(1);\nEXECUTE m(2);\n");
+	is(report('movie_by_id', 'calls'), '20', 'runs against temp tables are not counted');
+}
+
+# --- figures only from real runs -------------------------------------------
+
+# a role without SELECT: permission denied at ExecutorStart, no run
+($ret, $out, $err) = sql_as_notices('stranger',
+	"PREPARE denied AS $movie_by_id;\nEXECUTE denied(1);\n");
+like($err, qr/permission denied for table movies/, 'a role without SELECT is refused');
+is(report('movie_by_id', 'calls || \',\' || failed || \',\' || status'), '20,0,ok',
+	'and the refused run is neither a run nor a failure');
+
+# a watched statement behind a sleep in one simple-query message counts
+# from its own start: timed from the message, it would have run >= 2 s
+$node->safe_psql('postgres', q{SELECT bingo_tune.reset('movie_list')});
+IPC::Run::run([ 'psql', '-X', '-q', '-d', $node->connstr('postgres'), '-U', 'app',
+	'-c', "SELECT pg_sleep(2); $movie_list" ], '>', \$out, '2>', \$err)
+  or die "psql: $err";
+is(report('movie_list', 'calls'), '1', 'the watched statement of the message is counted');
+ok(report('movie_list', 'max_ms') < 2000,
+	'and timed from its own start, not from the message\'s arrival');
+
+# --- the watcher and apply() -----------------------------------------------
+
+$node->safe_psql('postgres', q{ALTER SYSTEM SET bingo_tune.mode = 'auto'});
+$node->reload;
+ok($node->poll_query_until('postgres', q{
+	SELECT bool_and(state = 'present') FROM bingo_tune.advise()
+	WHERE 'movie_by_id' = ANY (statements)}),
+	'the watcher sees the app\'s runs and builds their indexes');
+is($node->safe_psql('postgres', q{
+	SELECT queryid FROM bingo_tune.watched() WHERE statement = 'movie_by_id'}),
+	$app_qid, 'the watcher matched the app\'s queryid');
+is(fired(), '', 'the watcher ran nothing as a superuser');
+$node->safe_psql('postgres', q{ALTER SYSTEM SET bingo_tune.mode = 'off'});
+$node->reload;
+
+# apply() from a session whose path reaches public first
+($ret, $out, $err) = sql_as_notices(undef, q{
+	SET search_path = public, pg_catalog;
+	CALL bingo_tune.apply('customer_by_id');});
+is($ret, 0, 'apply() builds');
+like($err, qr/apply: 1 created/, 'apply() built the missing index');
+is(fired(), '', 'apply() ran nothing as a superuser');
+
+# --- the tool, connected through the PG* variables ---------------------
+
+{
+	local $ENV{PGHOST} = $node->host;
+	local $ENV{PGPORT} = $node->port;
+	local $ENV{PGDATABASE} = 'postgres';
+	local $ENV{PGUSER} = $node->safe_psql('postgres', 'SELECT current_user');
+	for my $cmd ('report', 'check', 'apply')
+	{
+		IPC::Run::run([ 'bingo_tune', $cmd ], '>', \$out, '2>', \$err);
+		my $rc = $? >> 8;
+		ok($rc == 0 || ($cmd eq 'check' && $rc == 6), "bingo_tune $cmd runs (exit $rc)")
+		  or diag($err);
+	}
+}
+is(fired(), '', 'the tool\'s commands ran nothing as a superuser');
+
+# --- a view over a function in place of a table --------------------------
+
+sql_as('app', q{
+ALTER TABLE movies RENAME TO movies_data;
+CREATE VIEW movies AS SELECT m.* FROM movies_data m WHERE public.trap('view');
+});
+($ret, $out, $err) = sql_as_notices(undef,
+	q{SELECT outcome FROM bingo_tune.check('movie_by_id', 1)});
+isnt($ret, 0, 'check() refuses a statement over a view');
+like($err, qr/"public.movies" is not a table/, 'and names the view');
+unlike($err, qr/trap view/, 'without running it');
+sql_as('app', "PREPARE v AS $movie_by_id;\nEXECUTE v(1);\nEXECUTE v(2);\n");
+$out = report('movie_by_id', 'calls');
+is($out, '2', 'the app\'s runs over its view are matched');
+($ret, $out, $err) = sql_as_notices(undef, q{CALL bingo_tune.apply('movie_by_id')});
+unlike($err, qr/trap view/, 'apply() does not run the view');
+$node->safe_psql('postgres', q{ALTER SYSTEM SET bingo_tune.mode = 'auto'});
+$node->reload;
+my $passes = $node->safe_psql('postgres', 'SELECT passes FROM bingo_tune.watcher()');
+ok($node->poll_query_until('postgres',
+	"SELECT passes >= $passes + 2 FROM bingo_tune.watcher()"),
+	'the watcher makes passes over the view');
+is(fired(), '', 'neither check(), report(), apply() nor the watcher ran the view as a superuser');
+
+$node->stop;
+done_testing();
