@@ -756,8 +756,8 @@ bt_analyse_caught(const char *sql, char **why)
 
 /*
  * The role check() runs w's statement as: the owner of the tables it names.
- * The statement is analysed first (the application's search path is set;
- * analysis runs nothing).  Every relation it names must be an ordinary or
+ * The statement is analysed first, as the catalog's owner like the catalog
+ * pass (the application's search path is set; analysis runs nothing).  Every relation it names must be an ordinary or
  * partitioned table: a view (one the schema's owner put in a table's place,
  * say) or a foreign table would run code of whoever made it, so check()
  * refuses it rather than judge whose rights that code should get.  The
@@ -769,12 +769,20 @@ bt_analyse_caught(const char *sql, char **why)
 static Oid
 bt_check_role(BtWatched *w, char **why)
 {
-	Query	   *query = bt_analyse_caught(w->statement, why);
+	Query	   *query;
 	List	   *rtes = NIL;
 	Oid			role = InvalidOid;
 	Oid			first_relid = InvalidOid;
+	Oid			save_userid;
+	int			save_sec;
 	ListCell   *lc;
 
+	/* found as the catalog pass finds them, whatever the caller may see */
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(bt_catalog_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	query = bt_analyse_caught(w->statement, why);
+	SetUserIdAndSecContext(save_userid, save_sec);
 	if (query == NULL)
 		return InvalidOid;
 	(void) query_tree_walker(query, bt_relations_walker, &rtes, QTW_EXAMINE_RTES_BEFORE);
