@@ -27,7 +27,8 @@
  * only runs that passed their permission checks: a run is noted once the
  * executor has started, and ExecutorStart is where the table, column and
  * function privileges are checked, so a role without SELECT that sends the
- * statement makes no failed run.  A run counts from the arrival of the
+ * statement makes no failed run; and never runs that read a temporary table
+ * (bt_reads_temp_table).  A run counts from the arrival of the
  * client's message (the statement timestamp, as statement_timeout does), so
  * parsing and planning are included, up to ExecutorEnd: what the
  * application waits for, less the network.  When one simple-query message
@@ -57,6 +58,7 @@
 
 #include "access/parallel.h"
 #include "access/xact.h"
+#include "catalog/pg_class.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
@@ -67,6 +69,7 @@
 #include "storage/spin.h"
 #include "tcop/utility.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "bingo_tune.h"
@@ -754,6 +757,29 @@ bt_running_done(bool failed)
 	bt_stats_record(&bt_running.key, (double) (now - bt_running.start) / 1000.0, failed);
 }
 
+/*
+ * Whether a plan reads a temporary table.  The catalog pass resolves a
+ * watched statement's names with pg_temp last, so the application's runs
+ * never read one; a run that does is another session's look-alike, which
+ * from PostgreSQL 18 on (queryids hash relation names there, not OIDs)
+ * would get the application's queryid.  Only watched runs get here.
+ */
+static bool
+bt_reads_temp_table(PlannedStmt *pstmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, pstmt->rtable)
+	{
+		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+
+		if (rte->rtekind == RTE_RELATION &&
+			get_rel_persistence(rte->relid) == RELPERSISTENCE_TEMP)
+			return true;
+	}
+	return false;
+}
+
 static void
 bt_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
@@ -775,7 +801,8 @@ bt_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	if (bt_nesting_level == 0 && bt_stats != NULL &&
 		queryid != UINT64CONST(0) && !IsParallelWorker() &&
 		(eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
-		bt_filter_test(queryid))
+		bt_filter_test(queryid) &&
+		!bt_reads_temp_table(queryDesc->plannedstmt))
 	{
 		TimestampTz stmt_start = GetCurrentStatementStartTimestamp();
 

@@ -261,15 +261,11 @@ is($out, "$app_qid,20,0\nmovie_by_id:1",
 is(report('movie_by_id', 'calls || \',\' || failed'), '20,0',
 	'the figures are still there after that session');
 
-# the monitoring role running the text against its own temp tables
-SKIP:
-{
-	# from 18 on, queryids hash relation names instead of OIDs
-	skip 'queryids hash relation names from PostgreSQL 18 on', 1
-	  if $node->pg_version >= 18;
-	sql_as('monitor', $temps . "PREPARE m AS $movie_by_id;\nEXECUTE m(1);\nEXECUTE m(2);\n");
-	is(report('movie_by_id', 'calls'), '20', 'runs against temp tables are not counted');
-}
+# the monitoring role running the text against its own temp tables: up to
+# 17 the queryid differs (it hashes table OIDs); from 18 on it hashes names
+# and matches, and the hooks refuse runs that read temporary tables
+sql_as('monitor', $temps . "PREPARE m AS $movie_by_id;\nEXECUTE m(1);\nEXECUTE m(2);\n");
+is(report('movie_by_id', 'calls'), '20', 'runs against temp tables are not counted');
 
 # --- figures only from real runs -------------------------------------------
 
