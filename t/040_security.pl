@@ -243,6 +243,19 @@ $node->safe_psql('postgres', q{
 isnt($ret, 0, 'check() refuses a statement whose tables have different owners');
 like($err, qr/its tables have different owners/, 'and says why');
 like($err, qr/HINT:  check\(\) runs a statement as the owner of its tables/, 'with a hint');
+
+# the caller's role and settings are back after a check, and after one
+# that failed inside the caller's exception block
+is($node->safe_psql('postgres', q{
+	SET search_path = "$user", public;
+	SELECT count(*) FROM bingo_tune.check('movie_rating', 1);
+	DO $$BEGIN
+		PERFORM * FROM bingo_tune.check('mixed_owners', 1);
+	EXCEPTION WHEN object_not_in_prerequisite_state THEN
+		NULL;
+	END$$;
+	SELECT session_user = current_user, current_setting('search_path');
+}), "1\nt|\"\$user\", public", 'the caller\'s role and search_path are restored');
 $node->safe_psql('postgres', q{DELETE FROM bingo_tune.watch WHERE name = 'mixed_owners'});
 
 # --- a monitoring role's temporary tables ----------------------------------
