@@ -757,10 +757,11 @@ bt_analyse_caught(const char *sql, char **why)
 /*
  * The role check() runs w's statement as: the owner of the tables it names.
  * The statement is analysed first, as the catalog's owner like the catalog
- * pass (the application's search path is set; analysis runs nothing).  Every relation it names must be an ordinary or
- * partitioned table: a view (one the schema's owner put in a table's place,
- * say) or a foreign table would run code of whoever made it, so check()
- * refuses it rather than judge whose rights that code should get.  The
+ * pass (the application's search path is set; analysis runs nothing).
+ * Every relation it names must be an ordinary or partitioned table: a view
+ * (one the schema's owner put in a table's place, say) or a foreign table
+ * would run code of whoever made it, so check() refuses it rather than
+ * judge whose rights that code should get.  The
  * tables must have one owner.  A statement that names no table runs as the
  * owner of the row's schema.  When the statement cannot be analysed here
  * (its tables do not exist yet), returns InvalidOid with *why set, and the
@@ -785,6 +786,7 @@ bt_check_role(BtWatched *w, char **why)
 	SetUserIdAndSecContext(save_userid, save_sec);
 	if (query == NULL)
 		return InvalidOid;
+
 	(void) query_tree_walker(query, bt_relations_walker, &rtes, QTW_EXAMINE_RTES_BEFORE);
 	foreach(lc, rtes)
 	{
