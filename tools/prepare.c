@@ -108,6 +108,9 @@ typedef struct PrepareOptions
 static PrepareOptions popts = {false, false, false, true, "public",
 	"sessions,customers,movies", NULL, 30, 0};
 
+/* whether this run took the prepare lock (and so releases it at the end) */
+static bool lock_taken = false;
+
 /* What the newest row of bingo_tune.prepared says. */
 typedef enum PrepState
 {
@@ -856,9 +859,11 @@ read_state(PGconn *conn, PrepState *state)
 	if (PQgetisnull(res, 0, 5))
 	{
 		*state = PREP_UNFINISHED;
-		bt_warning("the last run, \"%s\" on %s (tool pid %s, user %s) started at %s, never finished: it was interrupted; running the command again",
+		bt_warning("the last run, \"%s\" on %s (tool pid %s, user %s) started at %s, never finished: it was interrupted; %s",
 				   PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
-				   PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 4));
+				   PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 4),
+				   popts.adopt ? "adopting the data in the tables instead (--adopt)" :
+				   "running the command again");
 	}
 	else if (strcmp(outcome, "prepared") == 0 || strcmp(outcome, "adopted") == 0)
 	{
@@ -880,9 +885,11 @@ read_state(PGconn *conn, PrepState *state)
 	else
 	{
 		*state = PREP_NOT_DONE;
-		bt_info("the last run, \"%s\" on %s at %s, ended %s (exit status %s): running the command again",
+		bt_info("the last run, \"%s\" on %s at %s, ended %s (exit status %s): %s",
 				PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 4),
-				outcome, PQgetisnull(res, 0, 7) ? "none" : PQgetvalue(res, 0, 7));
+				outcome, PQgetisnull(res, 0, 7) ? "none" : PQgetvalue(res, 0, 7),
+				popts.adopt ? "adopting the data in the tables instead (--adopt)" :
+				"running the command again");
 	}
 	PQclear(res);
 	return true;
@@ -1490,6 +1497,7 @@ prepare(PGconn *conn, char *const *cmd, bool *lost)
 	rc = take_prepare_lock(conn);
 	if (rc != BT_EXIT_OK)
 		return rc;
+	lock_taken = true;
 	name_session(conn);
 	if (bt_interrupted)
 	{
@@ -1607,7 +1615,7 @@ bt_prepare_main(int argc, char **argv)
 	 * waited until no process of the command's group was left.
 	 */
 	PQfinish(conn);
-	if (!lost && rc != BT_EXIT_OK)
+	if (lock_taken && !lost && rc != BT_EXIT_OK)
 		bt_info("the prepare lock is released");
 	return rc;
 }
