@@ -594,7 +594,7 @@ fast_load_restore(PGconn *conn, bool ours)
 	bool		ok;
 
 	res = bt_query(conn,
-				   "SELECT previous, node, to_char(set_at, 'YYYY-MM-DD HH24:MI:SS TZ') "
+				   "SELECT previous, node, pg_catalog.to_char(set_at, 'YYYY-MM-DD HH24:MI:SS TZ') "
 				   "FROM bingo_tune.fast_load WHERE database = pg_catalog.current_database()",
 				   0, NULL, PGRES_TUPLES_OK);
 	if (res == NULL)
