@@ -364,23 +364,36 @@ GRANT SELECT ON before_after TO pg_read_all_stats;
 -- Written and read by the bingo_tune tool (tools/prepare.c); see
 -- README.md, "The pre-deploy tool".  Kept at the end of this script as one section.
 
--- The prepare marker: one row per prepare-db run whose command exited 0 and
--- left the tables filled.  A row here makes later prepare-db runs, on any
--- node, skip the command.  Dumped with the data, since the data it vouches
--- for is dumped too.
+-- The prepare marker: one row per prepare-db run, written in two steps.
+-- The start (node, tool pid, command, started_at) is committed before the
+-- command runs; the end (finished_at, exit_status, outcome, rows) when it
+-- stops.  The newest row decides what the next run does: outcome 'prepared'
+-- or 'adopted' skips the command; a start without an end (a killed run) or
+-- any other outcome runs it again.  Dumped with the data, since the data it
+-- vouches for is dumped too.
 CREATE TABLE prepared (
+	run			uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
 	node		text NOT NULL,
+	pid			integer NOT NULL,
 	db_user		name NOT NULL DEFAULT current_user,
 	command		text NOT NULL,
-	started_at	timestamptz NOT NULL,
-	finished_at	timestamptz NOT NULL DEFAULT clock_timestamp(),
-	rows		jsonb NOT NULL,
-	tool_version text NOT NULL
+	started_at	timestamptz NOT NULL DEFAULT clock_timestamp(),
+	finished_at	timestamptz,
+	exit_status	integer,
+	outcome		text CHECK (outcome IN ('prepared', 'adopted', 'failed', 'interrupted', 'not filled')),
+	tables		text[] NOT NULL,
+	rows		jsonb,
+	tool_version text NOT NULL,
+	CHECK ((finished_at IS NULL) = (outcome IS NULL))
 );
-COMMENT ON TABLE prepared IS 'finished runs of bingo_tune prepare-db: the newest row makes later runs skip the command';
+COMMENT ON TABLE prepared IS 'runs of bingo_tune prepare-db: the newest row decides whether later runs run the command';
 COMMENT ON COLUMN prepared.node IS 'host name of the machine that ran the command';
-COMMENT ON COLUMN prepared.command IS 'program name of the command (its arguments are not recorded: they may hold secrets)';
-COMMENT ON COLUMN prepared.rows IS 'rows in each table the command had to fill, counted after it exited';
+COMMENT ON COLUMN prepared.pid IS 'process id of the bingo_tune tool on that machine';
+COMMENT ON COLUMN prepared.command IS 'program name of the command (its arguments are not recorded: they may hold secrets), or (adopted)';
+COMMENT ON COLUMN prepared.finished_at IS 'when the run ended; NULL: it never finished (the tool was killed or lost its connection)';
+COMMENT ON COLUMN prepared.exit_status IS 'the command''s exit status, 128+N when signal N ended it; NULL when it did not run to an exit';
+COMMENT ON COLUMN prepared.outcome IS 'prepared, adopted (existing data recorded by --adopt), failed, interrupted or not filled';
+COMMENT ON COLUMN prepared.rows IS 'rows in each table the command had to fill, from ANALYZE after it exited (estimates above about 30,000 rows)';
 SELECT pg_catalog.pg_extension_config_dump('prepared', '');
 
 -- A database setting changed by prepare-db --fast-load (synchronous_commit

@@ -488,15 +488,15 @@ cols() {
 			}
 		}'
 }
-step "7. the budget report: bingo_tune report (some columns left out for width)"
-bingo_tune report | cols 1,3,4,6,7,8,11,12,14,15,16 || true
+step "7. the budget report: bingo_tune report (--wide shows every column)"
+bingo_tune report || true
 echo
 say "what each build bought (SELECT summary FROM bingo_tune.before_after):"
 q -c 'SELECT summary FROM bingo_tune.before_after ORDER BY name' | sed 's/^/     /'
 
 step "8. the deploy gate: bingo_tune check (runs each statement 3 times now, against its budget)"
 set +e
-bingo_tune check >"$tmp/check.txt" 2>&1
+bingo_tune check --wide >"$tmp/check.txt" 2>&1
 rc=$?
 cols 1,3,4,5,7,9,10,11 <"$tmp/check.txt"
 set -e

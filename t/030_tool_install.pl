@@ -61,7 +61,11 @@ like($err, qr/unknown or incomplete option "--frobnicate" for install/,
 like($err, qr/Try "bingo_tune install --help"/, 'unknown option points to --help');
 ($rc, $out, $err) = tool('prepare-db', 'dbname=x', 'true');
 is($rc, 2, 'prepare-db without "--": usage error');
-like($err, qr/"--" before its command/, 'missing "--" is explained');
+like($err, qr/no command given: put "--" and the command after the options/,
+	'missing "--" is explained (the second argument is a USERNAME, as in psql)');
+($rc, $out, $err) = tool('prepare-db', 'dbname=x', 'bingo', 'prepare_db');
+is($rc, 2, 'prepare-db with a command but no "--": usage error');
+like($err, qr/"--" before its command/, 'a command without "--" is explained');
 ($rc, $out, $err) = tool('prepare-db', 'dbname=x');
 is($rc, 2, 'prepare-db without a command: usage error');
 like($err, qr/no command given: put "--"/, 'missing command is explained');
@@ -69,6 +73,51 @@ like($err, qr/no command given: put "--"/, 'missing command is explained');
 is($rc, 2, 'prepare-db with nothing after "--": usage error');
 ($rc, $out, $err) = tool('check', '--runs', '0');
 is($rc, 2, 'check --runs 0: usage error');
+
+# psql's options: -? is help, -h is the host; help never needs a server
+for my $cmd (qw(install prepare-db apply report check))
+{
+	($rc, $out, $err) = tool($cmd, '-?');
+	is($rc, 0, "$cmd -? exits 0");
+	like($out, qr/Usage:\n  bingo_tune $cmd /, "$cmd -? shows its usage");
+	like($out, qr/-h, --host=HOSTNAME .*\n.*-p, --port=PORT .*\n.*-U, --username=USERNAME .*\n.*-d, --dbname=DBNAME /,
+		"$cmd -? lists -h, -p, -U and -d");
+	like($out, qr/-w, --no-password/, "$cmd -? lists -w");
+}
+($rc, $out, $err) = tool('-?');
+is($rc, 0, 'bingo_tune -? shows help');
+($rc, $out, $err) = tool('-h', 'localhost', 'report');
+is($rc, 2, 'an option before the command: usage error');
+like($err, qr/options come after the command/, 'an option before the command: says where they go');
+
+# every argument is checked before anything connects or runs: nothing
+# listens on port 1, so reaching the connection would give exit 3
+my $ran = PostgreSQL::Test::Utils::tempdir() . '/ran';
+($rc, $out, $err) = tool('prepare-db', '--tables', ',', '-h', '127.0.0.1', '-p', '1', '--', 'touch', $ran);
+is($rc, 2, '--tables ",": usage error before connecting');
+like($err, qr/--tables must be a comma-separated list of table names, with no empty name: ","/,
+	'--tables ",": says why');
+($rc, $out, $err) = tool('prepare-db', '--tables', 'sessions,,movies', '-p', '1', '--', 'touch', $ran);
+is($rc, 2, '--tables with an empty name: usage error');
+($rc, $out, $err) = tool('prepare-db', '--lock-timeout', '5 parsecs', '-p', '1', '--', 'touch', $ran);
+is($rc, 2, '--lock-timeout with a bad unit: usage error');
+like($err, qr/--lock-timeout must be a duration/, '--lock-timeout: says what it takes');
+($rc, $out, $err) = tool('prepare-db', '--adopt', '-p', '1', '--', 'touch', $ran);
+is($rc, 2, '--adopt with a command: usage error');
+($rc, $out, $err) = tool('prepare-db', '--adopt', '--force', '-p', '1');
+is($rc, 2, '--adopt with --force: usage error');
+ok(!-e $ran, 'no bad command line ran the command');
+($rc, $out, $err) = tool('report', '-p', 'fivefourthreetwo');
+is($rc, 2, 'a port that is not a number: usage error');
+like($err, qr/-p\/--port must be a port number/, 'a bad port: says so');
+($rc, $out, $err) = tool('report', '-p', '1', 'host=x port');
+is($rc, 2, 'a connection string that does not parse: usage error');
+like($err, qr/invalid connection string: missing "=" after "port"/, 'a bad connection string: libpq says why');
+($rc, $out, $err) = tool('report', '-p', '1', 'db1', 'user1', 'extra');
+is($rc, 2, 'a third argument: usage error');
+like($err, qr/too many arguments for report, starting with "extra"/, 'a third argument is named');
+($rc, $out, $err) = tool('report', '-p', '1', '-d', 'db1', 'db2');
+is($rc, 2, 'a database given twice: usage error');
 
 # unreachable: nothing listens on port 1
 ($rc, $out, $err) = tool('install', 'host=127.0.0.1 port=1 connect_timeout=3');
@@ -104,6 +153,25 @@ like($err, qr/already installed/, 'second install changes nothing and says so');
 ($rc, $out, $err) = tool('install', '-q', $connstr);
 is($rc, 0, 'quiet install');
 is($err, '', 'quiet install prints nothing');
+
+# psql's options: -h HOST -p PORT -U USER -d DBNAME, and DBNAME [USERNAME]
+($rc, $out, $err) = tool('install', '-v', '-h', $node->host, '-p', $node->port, '-U', 'bingo_psql_style',
+	'-d', 'postgres');
+is($rc, 3, '-U names the user: an unknown one cannot connect');
+like($err, qr/role "bingo_psql_style" does not exist/, '-U is passed on as the user');
+$node->safe_psql('postgres', 'CREATE ROLE bingo_psql_style LOGIN SUPERUSER');
+($rc, $out, $err) = tool('install', '-v', '-h', $node->host, '-p', $node->port, '-U', 'bingo_psql_style',
+	'-d', 'postgres', '-w');
+is($rc, 0, 'install -h -p -U -d -w');
+like($err, qr/connected to database "postgres" on socket \S+ port ${\ $node->port } as user "bingo_psql_style"/,
+	'-h -p -U -d reach that server as that user');
+($rc, $out, $err) = tool('install', '-v', '-h', $node->host, '-p', $node->port, 'postgres', 'bingo_psql_style');
+is($rc, 0, 'install with DBNAME USERNAME as arguments');
+like($err, qr/connected to database "postgres" .* as user "bingo_psql_style"/,
+	'DBNAME USERNAME: that database as that user');
+($rc, $out, $err) = tool('install', '-v', '-h', '/nonexistent', '-p', '1',
+	"postgresql://@{[ $node->host =~ s{/}{%2F}gr ]}:@{[ $node->port ]}/postgres");
+is($rc, 0, 'a URI as DBNAME wins over -h and -p, as in psql');
 
 # the PG* environment variables work without a CONNINFO
 {

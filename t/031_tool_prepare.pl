@@ -92,10 +92,21 @@ sub newdb
 	return $node->connstr($db);
 }
 
+# runs recorded as having prepared the data
 sub markers
 {
 	my $db = shift;
-	return $node->safe_psql($db, 'SELECT count(*) FROM bingo_tune.prepared');
+	return $node->safe_psql($db,
+		"SELECT count(*) FROM bingo_tune.prepared WHERE outcome IN ('prepared', 'adopted')");
+}
+
+# the newest run's outcome and exit status ('running' when it has no end)
+sub last_run
+{
+	my $db = shift;
+	return $node->safe_psql($db,
+		"SELECT coalesce(outcome, 'running') || ' ' || coalesce(exit_status::text, '-')
+		   FROM bingo_tune.prepared ORDER BY started_at DESC LIMIT 1");
 }
 
 sub lock_holders
@@ -130,8 +141,8 @@ is($rc_b, 0, 'second of two concurrent runs exits 0');
 my $all = ${ $a[1] } . ${ $a[2] } . ${ $b[1] } . ${ $b[2] };
 my @ran = $all =~ /creating bingo's tables/g;
 is(scalar @ran, 1, 'the command ran exactly once');
-like($all, qr/waiting for the prepare lock, held by "[^"]+" \(pid \d+, from local socket, connected since /,
-	'the waiting node says who holds the lock');
+like($all, qr/waiting for the prepare lock, held by superuser role "[^"]+" \(pid \d+, from local socket, connected since [^;]+; it calls itself "[^"]*"\)/,
+	'the waiting node says who holds the lock: role, superuser, client, since when, claimed name');
 like($all, qr/data already prepared by \S+ \(user \S+\) at .*: not running the command/,
 	'the other node says by whom and when it was prepared');
 is(markers('twice'), '1', 'one marker');
@@ -160,8 +171,10 @@ $node->safe_psql('postgres', 'ALTER DATABASE failing SET synchronous_commit = lo
 ($rc, $out, $err) =
   tool('prepare-db', '--fast-load', $c, '--', $fake, '--sessions', '50', '--fail', '3', $c);
 is($rc, 3, 'a failing command: its exit status is passed on');
-like($err, qr/the command failed with exit status 3; no marker written/,
-	'a failing command: says so');
+like($err, qr/the command failed with exit status 3/, 'a failing command: says so');
+like($err, qr/the run is recorded as failed, so the next run runs the command again/,
+	'a failing command: says what the next run does');
+is(last_run('failing'), 'failed 3', 'a failing command: its run is recorded as failed, with its status');
 like($out, qr/synchronous_commit off\)/, '--fast-load: the command runs with synchronous_commit off');
 is(markers('failing'), '0', 'a failing command: no marker');
 is(db_sync_commit('failing'), 'synchronous_commit=local',
@@ -187,7 +200,8 @@ is(markers('notfound'), '0', 'a command that does not exist: no marker');
 $c = newdb('empty');
 ($rc, $out, $err) = tool('prepare-db', $c, '--', $fake, '--empty', $c);
 is($rc, 7, 'tables left empty: exit 7');
-like($err, qr/left table public\.\S+ empty; no marker written/, 'tables left empty: says which');
+like($err, qr/the command exited 0 but left table public\.\S+ empty/, 'tables left empty: says which');
+is(last_run('empty'), 'not filled 0', 'tables left empty: recorded as not filled');
 is(markers('empty'), '0', 'tables left empty: no marker');
 
 # --- killed mid-command with --fast-load on: the next run repairs ---
@@ -213,6 +227,7 @@ for (1 .. 100)
 }
 ok($gone, 'the command of a killed tool is stopped too');
 is(markers('killed'), '0', 'a killed run leaves no marker');
+is(last_run('killed'), 'running -', 'a killed run leaves its start without an end');
 is($node->safe_psql('killed', 'SELECT count(*) FROM bingo_tune.fast_load'), '1',
 	'a killed --fast-load run leaves its record');
 
@@ -220,6 +235,8 @@ is($node->safe_psql('killed', 'SELECT count(*) FROM bingo_tune.fast_load'), '1',
 is($rc, 0, 'after a killed run the next run does the work');
 like($err, qr/restored synchronous_commit for database "killed" \(no database setting\), left off by a --fast-load run on \S+ at /,
 	'the next run restores the setting the killed run left, and says so');
+like($err, qr/the last run, "fake_prepare_db\.sh" on \S+ \(tool pid \d+, user \S+\) started at .*, never finished: it was interrupted; running the command again/,
+	'the next run says the last run was interrupted');
 like($out, qr/synchronous_commit on\)/, 'the next run loads with synchronous_commit back on');
 is(db_sync_commit('killed'), '', 'the killed run\'s setting is gone');
 is(markers('killed'), '1', 'the next run writes the marker');
@@ -234,7 +251,12 @@ wait_output($h, $hout, qr/pausing 60 s/, 'the command to start');
 $h->signal('TERM');
 $rc = tool_finish($h, $hout, $herr);
 is($rc, 128 + 15, 'SIGTERM: exit 143');
-like($$herr, qr/interrupted: no marker written; the lock is released/, 'SIGTERM: says what it did');
+like($$herr, qr/interrupted: the run is recorded as interrupted.*\n.*the prepare lock is released/,
+	'SIGTERM: says what it did, the lock last');
+# the whole group gets SIGTERM, so the status is whichever of the
+# script's processes ended it first
+like(last_run('termed'), qr/^interrupted \d+$/,
+	'SIGTERM: the run is recorded as interrupted, with the command\'s status');
 ok(!kill(0, $child), 'SIGTERM: the command was stopped before the tool exited');
 is(markers('termed'), '0', 'SIGTERM: no marker');
 is(lock_holders(), '0', 'SIGTERM: the lock is released');

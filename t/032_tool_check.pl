@@ -59,6 +59,10 @@ is($rc, 0, 'check: all within budget, exit 0');
 like($out, qr/^ name\s+\|.*\| within_budget \|/m, 'check prints a table with a header');
 like($out, qr/^ session_list\s+\|/m, 'check lists session_list');
 like($out, qr/\(6 rows\)/, 'check lists the six bingo statements');
+is((grep { length($_) > 120 } split /\n/, $out), 0, 'check: every line fits 120 columns');
+unlike($out, qr/times_ms|plan_indexes/, 'check: the other columns only with --wide');
+($rc, $out, $err) = tool('check', '--wide', '--runs', '1', $c);
+like($out, qr/\| times_ms \|.*\| plan_indexes/, 'check --wide shows every column');
 like($err, qr/all 6 statements within budget/, 'check says the verdict');
 
 ($rc, $out, $err) = tool('check', '--json', '--runs', '2', $c);
@@ -98,10 +102,22 @@ isnt($rc, 6, 'check of an unknown statement is not reported as over budget');
 
 ($rc, $out, $err) = tool('report', $c);
 is($rc, 0, 'report: exit 0');
-like($out, qr/^ name\s+\|.*\| status\s+\|/m, 'report prints a table with a header');
+like($out, qr/^ name\s+\|.*\| status\b/m, 'report prints a table with a header');
 like($out, qr/^ slow_one\s+\|/m, 'report lists the added statement');
+my @lines = split /\n/, $out;
+is((grep { length($_) > 120 } @lines), 0, 'report: every line fits 120 columns');
+like($out, qr/^ name\s+\| calls \| failed \| p50_ms \| p90_ms \| p99_ms \| budget_ms \| headroom_pct \| indexes\s+\| status\s*$/m,
+	'report: the default columns, in order');
+unlike($out, qr/queryid|statement|since/, 'report: the other columns only with --wide');
+($rc, $out, $err) = tool('report', '--wide', $c);
+like($out, qr/\| queryid\s+\|/, 'report --wide shows every column');
 like($out, qr/\| SELECT sessions\.id, sessions\.start_time, customers\.id, cu\.\.\.\s/,
-	'report cuts long texts in the table');
+	'report --wide cuts long texts in the table');
+
+# psql's options reach the same server: -h socket directory, -p, -U
+($rc, $out, $err) = tool('report', '-h', $node->host, '-p', $node->port, '-U', scalar(getpwuid($>)), '-d', 'bingo');
+is($rc, 0, 'report -h -p -U -d: exit 0');
+like($out, qr/^ slow_one\s+\|/m, 'report -h -p -U -d: the same report');
 ($rc, $out, $err) = tool('report', '-v', $c);
 like($out, qr/sessions\.id DESC LIMIT 100000/, 'report -v shows long texts in full');
 ($rc, $out, $err) = tool('report', '--json', $c);

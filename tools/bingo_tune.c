@@ -51,23 +51,22 @@ usage(void)
 		   "runs prepare_db once however many nodes start, builds the indexes right\n"
 		   "after it and checks the statements' latency budgets.\n\n",
 		   BT_PROGNAME);
-	printf("Usage:\n  %s COMMAND [OPTION]... [CONNINFO]\n\n", BT_PROGNAME);
+	printf("Usage:\n  %s COMMAND [OPTION]... [DBNAME [USERNAME]]\n\n", BT_PROGNAME);
 	printf("Commands:\n");
 	for (sc = bt_subcommands; sc->name; sc++)
 		printf("  %-12s %s\n", sc->name, sc->summary);
-	printf("\nOptions of every command:\n"
-		   "  -d, --dbname=CONNINFO  database to connect to: a name, a connection string\n"
-		   "                         or a URI (multi-host lists work); without it, or a\n"
-		   "                         CONNINFO argument, the PG* environment variables\n"
-		   "  -q, --quiet            print errors and warnings only\n"
-		   "  -v, --verbose          also print the queries and every server notice\n"
-		   "  -h, --help             show help, then exit\n"
-		   "  -V, --version          show the version, then exit\n");
+	printf("\nOptions of every command:\n");
+	bt_print_connection_help();
+	printf("  -q, --quiet              print errors and warnings only\n"
+		   "  -v, --verbose            also print the queries and every server notice\n"
+		   "  -?, --help               show help, then exit\n"
+		   "  -V, --version            show the version, then exit\n");
 	printf("\nExit codes:\n"
-		   "  0  done                     4  server not prepared for the extension\n"
-		   "  1  error                    5  extension version does not match the tool\n"
-		   "  2  usage error              6  check: a statement is over its budget\n"
-		   "  3  could not connect        7  prepare-db: the command left tables empty\n"
+		   "  0  done                     5  extension version does not match the tool\n"
+		   "  1  error                    6  check: a statement is over its budget\n"
+		   "  2  usage error              7  prepare-db: the command left tables empty\n"
+		   "  3  could not connect        8  prepare-db: --lock-timeout expired\n"
+		   "  4  server not prepared      9  prepare-db: tables hold data no run recorded\n"
 		   "  prepare-db exits with its command's own status when the command fails\n"
 		   "  (128+N when it was ended by signal N), and with 128+N when it is\n"
 		   "  interrupted by signal N.\n");
@@ -85,7 +84,7 @@ main(int argc, char **argv)
 		bt_hint("Try \"%s --help\".", BT_PROGNAME);
 		return BT_EXIT_USAGE;
 	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-?") == 0 ||
 		strcmp(argv[1], "help") == 0)
 	{
 		usage();
@@ -107,15 +106,25 @@ main(int argc, char **argv)
 		}
 	}
 
+	if (argv[1][0] == '-')
+	{
+		/* "bingo_tune -h host report" is the one likely mix-up */
+		bt_error("options come after the command, not before: \"%s\"", argv[1]);
+		bt_hint("For example: %s report -h HOST -p PORT -U USER -d DBNAME; help is \"%s --help\" or \"%s -?\".",
+				BT_PROGNAME, BT_PROGNAME, BT_PROGNAME);
+		return BT_EXIT_USAGE;
+	}
 	bt_error("unknown command \"%s\"", argv[1]);
 	bt_hint("Try \"%s --help\" for the list of commands.", BT_PROGNAME);
 	return BT_EXIT_USAGE;
 }
 
 /*
- * Parse the common options and an optional CONNINFO argument for a
- * subcommand that takes nothing else.  Returns -1 when parsing went fine,
- * otherwise the exit code (0 after --help).
+ * Parse the common options, a subcommand's own, and the positional
+ * arguments DBNAME and USERNAME, as psql takes them.  -? and --help print
+ * the subcommand's help.  The connection options are checked here, before
+ * anything connects.  Returns -1 when parsing went fine, otherwise the exit
+ * code (0 after --help or --version).
  */
 int
 bt_parse_simple_args(int argc, char **argv, const struct option *extra,
@@ -123,10 +132,14 @@ bt_parse_simple_args(int argc, char **argv, const struct option *extra,
 					 void (*help) (void))
 {
 	static const struct option common_long[] = {
+		{"host", required_argument, NULL, 'h'},
+		{"port", required_argument, NULL, 'p'},
+		{"username", required_argument, NULL, 'U'},
 		{"dbname", required_argument, NULL, 'd'},
+		{"no-password", no_argument, NULL, 'w'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
+		{"help", no_argument, NULL, 'H'},	/* -? is handled below */
 		{"version", no_argument, NULL, 'V'},
 	};
 	struct option longopts[32];
@@ -140,13 +153,13 @@ bt_parse_simple_args(int argc, char **argv, const struct option *extra,
 	for (i = 0; extra && extra[i].name; i++)
 		longopts[n++] = extra[i];
 	memset(&longopts[n], 0, sizeof(struct option));
-	snprintf(shortopts, sizeof(shortopts), "d:qvhV%s", extra_short ? extra_short : "");
+	snprintf(shortopts, sizeof(shortopts), "h:p:U:d:wqvV%s", extra_short ? extra_short : "");
 
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1)
 	{
-		if (c == 'h')
+		if (c == 'H' || (c == '?' && optopt == '?'))
 		{
 			help();
 			return BT_EXIT_OK;
@@ -160,7 +173,7 @@ bt_parse_simple_args(int argc, char **argv, const struct option *extra,
 			continue;
 		if (c != '?' && c != ':' && handle && handle(c, optarg))
 			continue;
-		if (c == '?' && optopt != 0 && optopt != '?')
+		if (c == '?' && optopt != 0)
 			bt_error("unknown or incomplete option \"-%c\" for %s", optopt, argv[0]);
 		else if (c == '?' || c == ':')
 			bt_error("unknown or incomplete option \"%s\" for %s", argv[optind - 1], argv[0]);
@@ -168,16 +181,28 @@ bt_parse_simple_args(int argc, char **argv, const struct option *extra,
 		return BT_EXIT_USAGE;
 	}
 
-	if (optind < argc)
+	/*
+	 * DBNAME [USERNAME], as psql takes them; but where psql would ignore an
+	 * extra argument or take it for a user name after -d, refuse: a deploy
+	 * hook should not guess.
+	 */
+	for (i = 0; optind < argc; optind++, i++)
 	{
-		if (bt_opts.conninfo != NULL || optind + 1 < argc)
+		if (i == 0 && bt_opts.dbname == NULL)
+			bt_opts.dbname = argv[optind];
+		else if (i == 1 && bt_opts.username == NULL)
+			bt_opts.username = argv[optind];
+		else
 		{
-			bt_error("too many arguments for %s, starting with \"%s\"",
-					 argv[0], argv[bt_opts.conninfo ? optind : optind + 1]);
-			bt_hint("Give one connection string, as CONNINFO or with -d, quoted if it has spaces; prepare-db wants \"--\" before its command.");
+			bt_error("too many arguments for %s, starting with \"%s\"", argv[0], argv[optind]);
+			bt_hint("Give the database once, as DBNAME or with -d (a name, a connection string or a URI, quoted if it has spaces); prepare-db wants \"--\" before its command.");
 			return BT_EXIT_USAGE;
 		}
-		bt_opts.conninfo = argv[optind];
+	}
+	if (!bt_check_connection_options())
+	{
+		bt_hint("Try \"%s %s --help\".", BT_PROGNAME, argv[0]);
+		return BT_EXIT_USAGE;
 	}
 	return -1;
 }

@@ -8,9 +8,12 @@
  * ("bingo_tune: error: ..."), results to stdout.  -q keeps only errors and
  * warnings, -v adds what the tool is doing and the server's notices.
  *
- * The connection follows the conventions of a well-behaved client:
- * PQconnectdbParams with expand_dbname (a conninfo string or URI, or the PG*
- * environment variables), fallback_application_name, TCP keepalives (the
+ * The connection is given as to psql: -h, -p, -U and -d (a name, a
+ * conninfo string or a URI, whose settings win over -h, -p and -U, as in
+ * psql), or the PG* environment variables; every option is checked before
+ * anything connects.  It follows the conventions of a well-behaved client:
+ * PQconnectdbParams with expand_dbname, fallback_application_name, TCP
+ * keepalives (the
  * prepare-db connection sits idle for the half hour prepare_db runs), a safe
  * search_path, and no statement, lock or idle timeouts inherited from the
  * role or database, since the tool waits on index builds and holds a
@@ -27,15 +30,15 @@
  */
 #include "postgres_fe.h"
 
+#include <limits.h>
 #include <sys/select.h>
 #include <time.h>
 
 #include "common.h"
 
-BtOptions	bt_opts = {NULL, 1};
+BtOptions	bt_opts = {NULL, NULL, NULL, NULL, 1};
 
 volatile sig_atomic_t bt_interrupted = 0;
-volatile sig_atomic_t bt_interrupt_from_tty = 0;
 
 static bool bt_notices_on = false;
 
@@ -187,16 +190,18 @@ bt_notice_receiver(void *arg, const PGresult *res)
 
 /*
  * Connect the libpq way.  Defaults the user can override come before the
- * conninfo in the keyword list (later entries win); what the subcommand
- * requires comes after it.  DDL must go to the primary of a multi-host
- * list, so BT_TARGET_PRIMARY forces target_session_attrs=read-write.
- * Exits the tool with BT_EXIT_CONNECT on failure.
+ * connection options in the keyword list (later entries win); -h, -p and
+ * -U come before -d, whose conninfo wins over them, as in psql; what the
+ * subcommand requires comes last.  DDL must go to the primary of a
+ * multi-host list, so BT_TARGET_PRIMARY forces
+ * target_session_attrs=read-write.  Returns NULL (after saying why, unless
+ * quiet) when the connection or its setup fails.
  */
-PGconn *
-bt_connect(BtTarget target)
+static PGconn *
+bt_connect_internal(BtTarget target, bool quiet)
 {
-	const char *keywords[16];
-	const char *values[16];
+	const char *keywords[20];
+	const char *values[20];
 	int			n = 0;
 	PGconn	   *conn;
 	PGresult   *res;
@@ -211,7 +216,10 @@ bt_connect(BtTarget target)
 		BT_KW("connect_timeout", "10");
 	if (target == BT_TARGET_ANY && getenv("PGTARGETSESSIONATTRS") == NULL)
 		BT_KW("target_session_attrs", "read-write");
-	BT_KW("dbname", bt_opts.conninfo);
+	BT_KW("host", bt_opts.host);
+	BT_KW("port", bt_opts.port);
+	BT_KW("user", bt_opts.username);
+	BT_KW("dbname", bt_opts.dbname);
 	if (target == BT_TARGET_PRIMARY)
 		BT_KW("target_session_attrs", "read-write");
 	BT_KW("fallback_application_name", BT_PROGNAME);
@@ -223,7 +231,7 @@ bt_connect(BtTarget target)
 	if (conn == NULL)
 	{
 		bt_error("out of memory");
-		exit(BT_EXIT_CONNECT);
+		return NULL;
 	}
 	if (PQstatus(conn) != CONNECTION_OK)
 	{
@@ -232,23 +240,27 @@ bt_connect(BtTarget target)
 
 		while (len > 0 && msg[len - 1] == '\n')
 			msg[--len] = '\0';
-		bt_error("could not connect: %s", msg);
-		if (PQconnectionNeedsPassword(conn))
-			bt_hint("The server wants a password and this tool never prompts: set PGPASSWORD or use a password file (~/.pgpass).");
-		else if (target == BT_TARGET_PRIMARY && strstr(msg, "read-write"))
-			bt_hint("This subcommand changes the database and needs the primary; list it among the hosts of the connection string.");
+		if (!quiet)
+		{
+			bt_error("could not connect: %s", msg);
+			if (PQconnectionNeedsPassword(conn))
+				bt_hint("The server wants a password and this tool never prompts: set PGPASSWORD or use a password file (~/.pgpass).");
+			else if (target == BT_TARGET_PRIMARY && strstr(msg, "read-write"))
+				bt_hint("This subcommand changes the database and needs the primary; list it among the hosts of the connection string.");
+		}
 		free(msg);
 		PQfinish(conn);
-		exit(BT_EXIT_CONNECT);
+		return NULL;
 	}
 
 	PQsetNoticeReceiver(conn, bt_notice_receiver, NULL);
 
 	/*
 	 * A safe search_path: everything the tool runs is schema-qualified, and
-	 * nothing a user created may shadow pg_catalog.  No timeouts from the
-	 * role or database: the tool waits for index builds and holds the
-	 * prepare lock on an idle session on purpose.
+	 * nothing a user created may shadow pg_catalog (the temporary schema,
+	 * last, is never searched for functions or operators).  No timeouts
+	 * from the role or database: the tool waits for index builds and holds
+	 * the prepare lock on an idle session on purpose.
 	 */
 	res = PQexec(conn,
 				 PQserverVersion(conn) >= 140000 ?
@@ -261,16 +273,49 @@ bt_connect(BtTarget target)
 				 "SET idle_in_transaction_session_timeout TO 0");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 	{
-		bt_server_error(conn, res, "could not set up the session");
+		if (!quiet)
+			bt_server_error(conn, res, "could not set up the session");
 		PQclear(res);
 		PQfinish(conn);
-		exit(BT_EXIT_CONNECT);
+		return NULL;
 	}
 	PQclear(res);
 
 	bt_describe_conn(conn, where, sizeof(where));
 	bt_verbose("connected to %s", where);
 	return conn;
+}
+
+/* Connect, or exit the tool with BT_EXIT_CONNECT. */
+PGconn *
+bt_connect(BtTarget target)
+{
+	PGconn	   *conn = bt_connect_internal(target, false);
+
+	if (conn == NULL)
+		exit(BT_EXIT_CONNECT);
+	return conn;
+}
+
+/* Connect once more (after a lost connection); NULL when that fails. */
+PGconn *
+bt_connect_quietly(BtTarget target)
+{
+	return bt_connect_internal(target, true);
+}
+
+/* The connection options' lines of every subcommand's --help. */
+void
+bt_print_connection_help(void)
+{
+	printf("  -h, --host=HOSTNAME      database server host or socket directory\n"
+		   "  -p, --port=PORT          database server port\n"
+		   "  -U, --username=USERNAME  database user name (the tool needs a superuser)\n"
+		   "  -d, --dbname=DBNAME      database name, or a connection string or URI\n"
+		   "                           (multi-host lists work; its settings win over\n"
+		   "                           -h, -p and -U); also the first argument DBNAME\n"
+		   "  -w, --no-password        never prompt for a password (always the case)\n"
+		   "  Unset ones come from the PG* environment variables, as for psql.\n");
 }
 
 /* "database "x" on host h port p as user u": never the password. */
@@ -437,13 +482,6 @@ static void
 bt_signal_handler(int signo, siginfo_t *info, void *context)
 {
 	bt_interrupted = signo;
-
-	/*
-	 * A signal from the terminal (Ctrl-C) reaches the whole foreground
-	 * process group, the command prepare-db runs included; one sent with
-	 * kill(2) reached only us and must be passed on.
-	 */
-	bt_interrupt_from_tty = (info != NULL && info->si_code == SI_KERNEL);
 }
 
 void
@@ -493,8 +531,20 @@ bt_parse_common_option(int c, const char *arg)
 {
 	switch (c)
 	{
+		case 'h':
+			bt_opts.host = arg;
+			return true;
+		case 'p':
+			bt_opts.port = arg;
+			return true;
+		case 'U':
+			bt_opts.username = arg;
+			return true;
 		case 'd':
-			bt_opts.conninfo = arg;
+			bt_opts.dbname = arg;
+			return true;
+		case 'w':
+			/* never prompting is the only way this tool works */
 			return true;
 		case 'q':
 			bt_opts.verbosity = 0;
@@ -505,6 +555,135 @@ bt_parse_common_option(int c, const char *arg)
 		default:
 			return false;
 	}
+}
+
+/*
+ * Check the connection options before anything connects: a port (or a
+ * comma-separated list of them, one per host) must be numbers, and a
+ * connection string or URI must parse.  Says what is wrong and returns
+ * false otherwise.
+ */
+bool
+bt_check_connection_options(void)
+{
+	const char *d = bt_opts.dbname;
+
+	if (bt_opts.host != NULL && bt_opts.host[0] == '\0')
+	{
+		bt_error("-h/--host must not be empty");
+		return false;
+	}
+	if (bt_opts.username != NULL && bt_opts.username[0] == '\0')
+	{
+		bt_error("-U/--username must not be empty");
+		return false;
+	}
+	if (bt_opts.port != NULL)
+	{
+		const char *p = bt_opts.port;
+
+		for (;;)
+		{
+			const char *end = strchr(p, ',');
+			size_t		len = end ? (size_t) (end - p) : strlen(p);
+			char		one[16];
+			int			port;
+
+			if (len >= sizeof(one))
+				len = sizeof(one) - 1;
+			memcpy(one, p, len);
+			one[len] = '\0';
+			if (!bt_parse_int(one, 1, 65535, &port))
+			{
+				bt_error("-p/--port must be a port number from 1 to 65535 (or a comma-separated list of them), not \"%s\"",
+						 bt_opts.port);
+				return false;
+			}
+			if (end == NULL)
+				break;
+			p = end + 1;
+		}
+	}
+	if (d != NULL && d[0] == '\0')
+	{
+		bt_error("the database name must not be empty");
+		return false;
+	}
+	if (d != NULL && (strchr(d, '=') != NULL ||
+					  strncmp(d, "postgresql://", 13) == 0 ||
+					  strncmp(d, "postgres://", 11) == 0))
+	{
+		char	   *errmsg = NULL;
+		PQconninfoOption *opts = PQconninfoParse(d, &errmsg);
+
+		if (opts == NULL)
+		{
+			size_t		len = errmsg ? strlen(errmsg) : 0;
+
+			while (len > 0 && errmsg[len - 1] == '\n')
+				errmsg[--len] = '\0';
+			bt_error("invalid connection string: %s", errmsg ? errmsg : "out of memory");
+			if (errmsg)
+				PQfreemem(errmsg);
+			return false;
+		}
+		PQconninfoFree(opts);
+	}
+	return true;
+}
+
+/*
+ * A duration as PostgreSQL writes them: a whole number with an optional
+ * unit, ms, s, min, h or d (no unit: seconds).  0 is allowed.
+ */
+bool
+bt_parse_duration(const char *arg, int *ms)
+{
+	static const struct
+	{
+		const char *unit;
+		double		ms;
+	}			units[] = {
+		{"", 1000}, {"ms", 1}, {"s", 1000}, {"min", 60000},
+		{"h", 3600000}, {"d", 86400000}
+	};
+	char	   *end;
+	long		val;
+	int			i;
+
+	errno = 0;
+	val = strtol(arg, &end, 10);
+	if (errno != 0 || end == arg || val < 0 || arg[0] == '-' || arg[0] == '+')
+		return false;
+	while (*end == ' ')
+		end++;
+	for (i = 0; i < lengthof(units); i++)
+	{
+		if (strcmp(end, units[i].unit) == 0)
+		{
+			double		v = val * units[i].ms;
+
+			if (v > INT_MAX)
+				return false;
+			*ms = (int) v;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Copy a text another session chose (application_name) for printing:
+ * printable ASCII only, everything else as '?', cut to fit.
+ */
+void
+bt_sanitize(const char *in, char *out, size_t len)
+{
+	size_t		i = 0;
+
+	for (; *in && i + 1 < len; in++)
+		out[i++] = (*in >= 0x20 && *in < 0x7f) ? *in : '?';
+	out[i] = '\0';
 }
 
 bool

@@ -48,6 +48,8 @@
 #define BT_EXIT_VERSION			5	/* extension version does not match the tool */
 #define BT_EXIT_OVER_BUDGET		6	/* check: a statement is over budget */
 #define BT_EXIT_NOT_FILLED		7	/* prepare-db: command left tables empty */
+#define BT_EXIT_LOCK_TIMEOUT	8	/* prepare-db: --lock-timeout expired */
+#define BT_EXIT_UNMARKED_DATA	9	/* prepare-db: tables hold rows no run recorded */
 
 /* Which server a subcommand must talk to. */
 typedef enum BtTarget
@@ -56,10 +58,16 @@ typedef enum BtTarget
 	BT_TARGET_ANY				/* read-write unless the user says otherwise */
 } BtTarget;
 
-/* Options every subcommand shares. */
+/*
+ * Options every subcommand shares: the connection as psql takes it, and how
+ * much to say.  NULL leaves a setting to the PG* environment variables.
+ */
 typedef struct BtOptions
 {
-	const char *conninfo;		/* NULL: PG* environment variables */
+	const char *dbname;			/* -d or DBNAME: a name, conninfo or URI */
+	const char *host;			/* -h */
+	const char *port;			/* -p */
+	const char *username;		/* -U or the second positional argument */
 	int			verbosity;		/* 0 quiet, 1 normal, 2 verbose */
 } BtOptions;
 
@@ -67,7 +75,6 @@ extern BtOptions bt_opts;
 
 /* Set by the signal handler; checked by every wait loop. */
 extern volatile sig_atomic_t bt_interrupted;
-extern volatile sig_atomic_t bt_interrupt_from_tty;
 
 /* messages (common.c) */
 extern void bt_error(const char *fmt,...) pg_attribute_printf(1, 2);
@@ -81,6 +88,8 @@ extern void bt_show_notices(bool show);
 
 /* connection and queries (common.c) */
 extern PGconn *bt_connect(BtTarget target);
+extern PGconn *bt_connect_quietly(BtTarget target);
+extern void bt_print_connection_help(void);
 extern void bt_describe_conn(PGconn *conn, char *buf, size_t len);
 extern PGresult *bt_query(PGconn *conn, const char *sql, int nparams,
 						  const char *const *params, ExecStatusType expect);
@@ -94,7 +103,10 @@ extern int	bt_interrupt_exit_code(void);
 extern bool bt_extension_installed(PGconn *conn, char **version);
 extern bool bt_function_exists(PGconn *conn, const char *signature);
 extern bool bt_parse_common_option(int c, const char *arg);
+extern bool bt_check_connection_options(void);
 extern bool bt_parse_int(const char *arg, int min, int max, int *result);
+extern bool bt_parse_duration(const char *arg, int *ms);
+extern void bt_sanitize(const char *in, char *out, size_t len);
 
 /* bingo_tune.c */
 struct option;

@@ -27,7 +27,7 @@
 static void
 install_help(void)
 {
-	printf("Usage:\n  %s install [OPTION]... [CONNINFO]\n\n", BT_PROGNAME);
+	printf("Usage:\n  %s install [OPTION]... [DBNAME [USERNAME]]\n\n", BT_PROGNAME);
 	printf("Checks that the server can run bingo_tune (version 14 or newer,\n"
 		   "shared_preload_libraries with pg_stat_statements and bingo_tune,\n"
 		   "compute_query_id not off, extension files installed), then creates the\n"
@@ -35,11 +35,11 @@ install_help(void)
 		   "tool's version.  Safe to run again and from several nodes at once.  Needs\n"
 		   "a superuser; always runs on the primary of a multi-host list.\n\n",
 		   BT_TOOL_VERSION);
-	printf("Options:\n"
-		   "  -d, --dbname=CONNINFO  database to install into (or the PG* variables)\n"
-		   "  -q, --quiet            print errors and warnings only\n"
-		   "  -v, --verbose          also print the queries and server notices\n"
-		   "  -h, --help             show this help, then exit\n\n");
+	printf("Options:\n");
+	bt_print_connection_help();
+	printf("  -q, --quiet              print errors and warnings only\n"
+		   "  -v, --verbose            also print the queries and server notices\n"
+		   "  -?, --help               show this help, then exit\n\n");
 	printf("Exit codes: 0 installed or up to date, 1 error, 2 usage, 3 could not\n"
 		   "connect, 4 server not prepared (the message says what to set), 5 version\n"
 		   "mismatch between the extension and the tool.\n");

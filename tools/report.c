@@ -4,9 +4,13 @@
  *		bingo_tune report and bingo_tune check: the budget report, and the
  *		deploy gate.
  *
- * Both print whatever columns the extension's function returns -- as an
- * aligned table, or with --json as a JSON array of objects that the server
- * builds (row_to_json), so the tool needs no change when a column is added.
+ * Both print the extension's function's rows as an aligned table that fits
+ * a 120-column terminal: the columns an operator reads first (name, calls,
+ * failures, percentiles, budget, headroom, indexes, status), numbers
+ * rounded and long texts cut.  --wide (or -v) shows every column the
+ * function returns; --json prints a JSON array of objects that the server
+ * builds (row_to_json) with every column, so the tool needs no change when
+ * a column is added.
  * check exits with BT_EXIT_OVER_BUDGET when any row's within_budget column
  * is false (or NULL: not measured); the column is looked up by name.
  *
@@ -36,23 +40,40 @@
 
 /* table cells wider than this are cut (with "...") unless --verbose */
 #define BT_MAX_CELL_WIDTH	60
+/* the default table is cut to fit a terminal this wide */
+#define BT_TABLE_WIDTH		120
+/* ... but no text column narrower than this */
+#define BT_MIN_CELL_WIDTH	8
+
+/* the columns of the default (narrow) tables, in this order, if present */
+static const char *const report_columns[] = {
+	"name", "calls", "failed", "p50_ms", "p90_ms", "p99_ms", "budget_ms",
+	"headroom_pct", "indexes", "status", NULL
+};
+static const char *const check_columns[] = {
+	"name", "runs", "observed_ms", "budget_ms", "percentile", "timeouts",
+	"within_budget", "outcome", "indexes", NULL
+};
 
 static bool ropt_json = false;
+static bool ropt_wide = false;
 static const char *ropt_name = NULL;
 static int	ropt_runs = 3;
 
 static void
 report_help(void)
 {
-	printf("Usage:\n  %s report [OPTION]... [CONNINFO]\n\n", BT_PROGNAME);
+	printf("Usage:\n  %s report [OPTION]... [DBNAME [USERNAME]]\n\n", BT_PROGNAME);
 	printf("Prints bingo_tune.report(): per watched statement its calls, failures,\n"
-		   "latency percentiles, budget, headroom, indexes and status.\n\n");
-	printf("Options:\n"
-		   "  -d, --dbname=CONNINFO  database (or the PG* variables)\n"
-		   "      --json             print a JSON array of objects instead of a table\n"
-		   "  -q, --quiet            print errors and warnings only\n"
-		   "  -v, --verbose          print long texts in full; also print the queries\n"
-		   "  -h, --help             show this help, then exit\n\n");
+		   "latency percentiles, budget, headroom, indexes and status, in a table that\n"
+		   "fits 120 columns.\n\n");
+	printf("Options:\n");
+	bt_print_connection_help();
+	printf("      --wide               show every column the function returns\n"
+		   "      --json               print a JSON array of objects (every column)\n"
+		   "  -q, --quiet              print errors and warnings only\n"
+		   "  -v, --verbose            every column, long texts in full, and the queries\n"
+		   "  -?, --help               show this help, then exit\n\n");
 	printf("Exit codes: 0 printed, 1 error, 2 usage, 3 could not connect, 4 extension\n"
 		   "not installed, 5 the installed extension has no report().\n");
 }
@@ -60,19 +81,20 @@ report_help(void)
 static void
 check_help(void)
 {
-	printf("Usage:\n  %s check [OPTION]... [CONNINFO]\n\n", BT_PROGNAME);
+	printf("Usage:\n  %s check [OPTION]... [DBNAME [USERNAME]]\n\n", BT_PROGNAME);
 	printf("Runs the watched statements now (bingo_tune.check()) and prints, per\n"
 		   "statement, the measured times, whether it is within its budget and which\n"
 		   "indexes its plan used.  Exits 6 when any statement is over budget: use it\n"
 		   "as the go/no-go gate of a deploy.\n\n");
-	printf("Options:\n"
-		   "  -d, --dbname=CONNINFO  database (or the PG* variables)\n"
-		   "  -n, --name=NAME        check this watched statement only\n"
-		   "  -r, --runs=N           run each statement N times (default 3)\n"
-		   "      --json             print a JSON array of objects instead of a table\n"
-		   "  -q, --quiet            print nothing but errors and the over-budget list\n"
-		   "  -v, --verbose          print long texts in full; also print the queries\n"
-		   "  -h, --help             show this help, then exit\n\n");
+	printf("Options:\n");
+	bt_print_connection_help();
+	printf("  -n, --name=NAME          check this watched statement only\n"
+		   "  -r, --runs=N             run each statement N times (default 3)\n"
+		   "      --wide               show every column the function returns\n"
+		   "      --json               print a JSON array of objects (every column)\n"
+		   "  -q, --quiet              print nothing but errors and the over-budget list\n"
+		   "  -v, --verbose            every column, long texts in full, and the queries\n"
+		   "  -?, --help               show this help, then exit\n\n");
 	printf("Exit codes: 0 every statement within budget, 1 error, 2 usage, 3 could not\n"
 		   "connect, 4 extension not installed, 5 the installed extension has no\n"
 		   "check(), 6 a statement is over budget.\n");
@@ -86,7 +108,15 @@ report_option(int c, const char *arg)
 		case 1:
 			ropt_json = true;
 			return true;
+		case 2:
+			ropt_wide = true;
+			return true;
 		case 'n':
+			if (arg[0] == '\0')
+			{
+				bt_error("--name must not be empty");
+				exit(BT_EXIT_USAGE);
+			}
 			ropt_name = arg;
 			return true;
 		case 'r':
@@ -121,29 +151,50 @@ is_numeric_type(Oid type)
 		type == NUMERICOID;
 }
 
-/*
- * The text of a cell as shown in a table: cut to BT_MAX_CELL_WIDTH
- * characters unless --verbose.  Returns a malloc'd string.
- */
+/* The text of a cell cut to max characters (with "..."); malloc'd. */
 static char *
-cell_text(const PGresult *res, int r, int c)
+cut_text(const char *s, int max)
 {
-	const char *s = PQgetvalue(res, r, c);
 	const char *p;
 	int			chars = 0;
 	char	   *cut;
 
-	if (bt_opts.verbosity >= 2 || text_width(s) <= BT_MAX_CELL_WIDTH)
+	if (max <= 0 || text_width(s) <= max)
 		return pg_strdup(s);
+	if (max < 4)
+		max = 4;
 	for (p = s; *p; p++)
 	{
-		if ((*p & 0xC0) != 0x80 && chars++ == BT_MAX_CELL_WIDTH - 3)
+		if ((*p & 0xC0) != 0x80 && chars++ == max - 3)
 			break;
 	}
 	cut = pg_malloc(p - s + 4);
 	memcpy(cut, s, p - s);
 	strcpy(cut + (p - s), "...");
 	return cut;
+}
+
+/*
+ * The text of a cell as shown in a table.  In the narrow table, fractions
+ * are rounded (0.01 ms is as fine as a budget is read); the full value is
+ * in --wide and --json.  Returns a malloc'd string, not yet cut.
+ */
+static char *
+cell_text(const PGresult *res, int r, int c, bool narrow)
+{
+	const char *s = PQgetvalue(res, r, c);
+	Oid			type = PQftype(res, c);
+	char		buf[64];
+
+	if (narrow && !PQgetisnull(res, r, c) &&
+		(type == FLOAT8OID || type == FLOAT4OID || type == NUMERICOID))
+	{
+		double		v = strtod(s, NULL);
+
+		snprintf(buf, sizeof(buf), "%.*f", (v >= 100 || v <= -100) ? 0 : 2, v);
+		return pg_strdup(buf);
+	}
+	return pg_strdup(s);
 }
 
 static void
@@ -158,60 +209,131 @@ print_padded(const char *s, int width, bool right)
 }
 
 /*
- * Print columns first..n-1 of a result as an aligned table, like psql's
- * (header, rule, rows, row count); numbers right-aligned, long texts cut.
+ * Print the result's columns cols[0..ncols-1] as an aligned table, like
+ * psql's (header, rule, rows, row count); numbers right-aligned.  Texts are
+ * cut to BT_MAX_CELL_WIDTH unless --verbose; when fit is set the widest text
+ * columns are cut further until a line fits BT_TABLE_WIDTH.
  */
 static void
-print_table(const PGresult *res, int first)
+print_table(const PGresult *res, const int *cols, int ncols, bool fit)
 {
-	int			ncols = PQnfields(res);
 	int			nrows = PQntuples(res);
 	int		   *width = pg_malloc0(sizeof(int) * ncols);
+	int		   *limit = pg_malloc0(sizeof(int) * ncols);
 	int			r,
-				c;
+				i;
 
-	for (c = first; c < ncols; c++)
+	for (i = 0; i < ncols; i++)
 	{
-		width[c] = text_width(PQfname(res, c));
+		int			c = cols[i];
+
+		limit[i] = bt_opts.verbosity >= 2 ? 0 : BT_MAX_CELL_WIDTH;
+		width[i] = text_width(PQfname(res, c));
 		for (r = 0; r < nrows; r++)
 		{
-			char	   *cell = cell_text(res, r, c);
+			char	   *cell = cell_text(res, r, c, fit);
 			int			w = text_width(cell);
 
-			if (w > width[c])
-				width[c] = w;
+			if (limit[i] > 0 && w > limit[i])
+				w = limit[i];
+			if (w > width[i])
+				width[i] = w;
 			free(cell);
 		}
 	}
-	for (c = first; c < ncols; c++)
+
+	/* a line is " a | b | c": 3 per column, less 1 */
+	while (fit)
 	{
-		printf(c > first ? " | " : " ");
-		print_padded(PQfname(res, c), width[c], false);
+		int			total = -1;
+		int			widest = -1;
+
+		for (i = 0; i < ncols; i++)
+			total += width[i] + 3;
+		if (total <= BT_TABLE_WIDTH)
+			break;
+		for (i = 0; i < ncols; i++)
+		{
+			if (is_numeric_type(PQftype(res, cols[i])) ||
+				width[i] <= BT_MIN_CELL_WIDTH ||
+				width[i] <= text_width(PQfname(res, cols[i])))
+				continue;
+			if (widest < 0 || width[i] > width[widest])
+				widest = i;
+		}
+		if (widest < 0)
+			break;				/* nothing left to cut */
+		width[widest] -= Min(total - BT_TABLE_WIDTH,
+							 width[widest] - Max(BT_MIN_CELL_WIDTH,
+												 text_width(PQfname(res, cols[widest]))));
+		limit[widest] = width[widest];
+	}
+
+	for (i = 0; i < ncols; i++)
+	{
+		printf(i > 0 ? " | " : " ");
+		print_padded(PQfname(res, cols[i]), width[i], false);
 	}
 	printf("\n");
-	for (c = first; c < ncols; c++)
+	for (i = 0; i < ncols; i++)
 	{
-		int			i;
+		int			j;
 
-		printf(c > first ? "-+-" : "-");
-		for (i = 0; i < width[c]; i++)
+		printf(i > 0 ? "-+-" : "-");
+		for (j = 0; j < width[i]; j++)
 			putchar('-');
 	}
 	printf("-\n");
 	for (r = 0; r < nrows; r++)
 	{
-		for (c = first; c < ncols; c++)
+		for (i = 0; i < ncols; i++)
 		{
-			char	   *cell = cell_text(res, r, c);
+			char	   *cell = cell_text(res, r, cols[i], fit);
+			char	   *cut = cut_text(cell, limit[i]);
 
-			printf(c > first ? " | " : " ");
-			print_padded(cell, width[c], is_numeric_type(PQftype(res, c)));
+			printf(i > 0 ? " | " : " ");
+			print_padded(cut, width[i], is_numeric_type(PQftype(res, cols[i])));
+			free(cut);
 			free(cell);
 		}
 		printf("\n");
 	}
 	printf("(%d %s)\n", nrows, nrows == 1 ? "row" : "rows");
 	free(width);
+	free(limit);
+}
+
+/*
+ * Print the result (column 0 is the JSON, not shown) as a table: the named
+ * columns that exist, fitted to BT_TABLE_WIDTH, or every column with --wide
+ * or -v (or when none of the names exist: a newer function).
+ */
+static void
+print_result_table(const PGresult *res, const char *const *names)
+{
+	int		   *cols = pg_malloc(sizeof(int) * (PQnfields(res) + 1));
+	int			n = 0;
+	int			i;
+
+	if (!ropt_wide && bt_opts.verbosity < 2)
+	{
+		for (i = 0; names[i]; i++)
+		{
+			int			c = PQfnumber(res, names[i]);
+
+			if (c >= 1)
+				cols[n++] = c;
+		}
+	}
+	if (n == 0)
+	{
+		for (i = 1; i < PQnfields(res); i++)
+			cols[n++] = i;
+		print_table(res, cols, n, false);
+	}
+	else
+		print_table(res, cols, n, true);
+	free(cols);
 }
 
 /* Column 0 of the result holds each row as JSON. */
@@ -261,6 +383,7 @@ bt_report_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"json", no_argument, NULL, 1},
+		{"wide", no_argument, NULL, 2},
 		{NULL, 0, NULL, 0}
 	};
 	int			rc;
@@ -286,7 +409,7 @@ bt_report_main(int argc, char **argv)
 	if (ropt_json)
 		print_json(res);
 	else
-		print_table(res, 1);
+		print_result_table(res, report_columns);
 	PQclear(res);
 	PQfinish(conn);
 	return BT_EXIT_OK;
@@ -297,6 +420,7 @@ bt_check_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"json", no_argument, NULL, 1},
+		{"wide", no_argument, NULL, 2},
 		{"name", required_argument, NULL, 'n'},
 		{"runs", required_argument, NULL, 'r'},
 		{NULL, 0, NULL, 0}
@@ -344,7 +468,7 @@ bt_check_main(int argc, char **argv)
 	if (ropt_json)
 		print_json(res);
 	else if (bt_opts.verbosity > 0)
-		print_table(res, 1);
+		print_result_table(res, check_columns);
 
 	initPQExpBuffer(&names);
 	for (r = 0; r < PQntuples(res); r++)
