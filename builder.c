@@ -372,8 +372,8 @@ bt_cancel_build(int idx, uint32 generation, BtCancel why)
 /*
  * Ask the build in slot idx to yield to process pid (why says what it
  * runs or waits for).  Returns true if the worker was signalled.  Also
- * interrupts the drop of a leftover after an earlier yield, which must not
- * hold up new DDL either.
+ * interrupts the drop of a leftover after a failure or an earlier yield,
+ * which must not hold up new DDL either.
  */
 static bool
 bt_request_yield(int idx, uint32 generation, int pid, const char *why)
@@ -398,7 +398,7 @@ bt_request_yield(int idx, uint32 generation, int pid, const char *why)
 			strlcpy(s->yield_why, why, BT_WHY_MAXLEN);
 			worker = s->pid;
 		}
-		else if (s->cancel == BT_CANCEL_YIELD && s->cleaning && s->locked)
+		else if (s->cleaning && s->locked)
 		{
 			s->yield_pid = pid;
 			s->yield_vxid = vxid;
@@ -595,8 +595,7 @@ bt_builder_yield_for(Node *parsetree)
 		{
 			BtBuildSlot *s = &bt_builder->slots[idxs[k]];
 
-			if (s->generation == gens[k] && s->state == BT_SLOT_RUNNING &&
-				s->locked && !s->cleaning)
+			if (s->generation == gens[k] && s->state == BT_SLOT_RUNNING && s->locked)
 				holding = true;
 		}
 		LWLockRelease(bt_builder->lock);
@@ -958,6 +957,13 @@ bt_set_locked(bool locked)
 static void
 bt_failure_cleanup(const BtIndexDef *def, MemoryContext cxt)
 {
+	BtBuildSlot *s = &bt_builder->slots[bt_my_slot];
+
+	/* from now on, new DDL on the table cancels the drop, not a build */
+	LWLockAcquire(bt_builder->lock, LW_EXCLUSIVE);
+	s->cleaning = true;
+	LWLockRelease(bt_builder->lock);
+
 	PG_TRY();
 	{
 		bt_set_locked(true);
@@ -1033,7 +1039,12 @@ bt_yield_cleanup(const BtIndexDef *def, Oid relid, VirtualTransactionId vxid,
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 100L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
+		/* we are in the error path: no error from here, just give up */
+		if (ProcDiePending || QueryCancelPending)
+		{
+			QueryCancelPending = false;
+			return;
+		}
 	}
 
 	bt_failure_cleanup(def, cxt);
