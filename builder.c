@@ -382,6 +382,7 @@ bt_request_yield(int idx, uint32 generation, int pid, const char *why)
 	VirtualTransactionId vxid;
 	PGPROC	   *proc = BackendPidGetProc(pid);
 	int			worker = 0;
+	bool		cleaning = false;
 
 	SetInvalidVirtualTransactionId(vxid);
 	if (proc != NULL)
@@ -403,6 +404,7 @@ bt_request_yield(int idx, uint32 generation, int pid, const char *why)
 			s->yield_pid = pid;
 			s->yield_vxid = vxid;
 			worker = s->pid;
+			cleaning = true;
 		}
 	}
 	LWLockRelease(bt_builder->lock);
@@ -410,7 +412,8 @@ bt_request_yield(int idx, uint32 generation, int pid, const char *why)
 	if (worker == 0)
 		return false;
 	ereport(LOG,
-			(errmsg("bingo_tune: cancelling the build of index \"%s\" to let process %d (%s) have its table",
+			(errmsg("bingo_tune: cancelling the %s of index \"%s\" to let process %d (%s) have its table",
+					cleaning ? "drop of the leftover" : "build",
 					s->index_name, pid, why)));
 	(void) kill(worker, SIGINT);
 	return true;
