@@ -148,7 +148,7 @@ bt_apply(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 	int64		run;
 	bool		isnull;
-	int			counts[BT_BUILD_FAILED + 1] = {0};
+	int			counts[BT_BUILD_YIELDED + 1] = {0};
 
 	if (fcinfo->context == NULL || !IsA(fcinfo->context, CallContext) ||
 		castNode(CallContext, fcinfo->context)->atomic)
@@ -213,10 +213,12 @@ bt_apply(PG_FUNCTION_ARGS)
 		bt_build_index(MyDatabaseId, want->canonical, &res);
 		counts[res.outcome]++;
 
-		if (res.outcome == BT_BUILD_FAILED || res.outcome == BT_BUILD_NO_TABLE)
+		if (res.outcome == BT_BUILD_FAILED || res.outcome == BT_BUILD_NO_TABLE ||
+			res.outcome == BT_BUILD_YIELDED)
 			ereport(NOTICE,
 					(errmsg("%s on %s: %s: %s", res.index_name, table,
-							res.outcome == BT_BUILD_FAILED ? "failed" : "skipped",
+							res.outcome == BT_BUILD_NO_TABLE ? "skipped" :
+							bt_build_outcome_name(res.outcome),
 							res.detail)));
 		else
 			ereport(NOTICE,
@@ -230,9 +232,12 @@ bt_apply(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	ereport(NOTICE,
-			(errmsg("apply: %d created, %d rebuilt, %d already present, %d skipped, %d failed",
+			(errmsg("apply: %d created, %d rebuilt, %d already present, %d skipped, %d failed%s",
 					counts[BT_BUILD_CREATED], counts[BT_BUILD_REBUILT], counts[BT_BUILD_PRESENT],
-					counts[BT_BUILD_NO_TABLE], counts[BT_BUILD_FAILED]),
+					counts[BT_BUILD_NO_TABLE], counts[BT_BUILD_FAILED],
+					counts[BT_BUILD_YIELDED] > 0 ?
+					psprintf(", %d yielded to the application's DDL (run apply again)",
+							 counts[BT_BUILD_YIELDED]) : ""),
 			 errhint("SELECT * FROM bingo_tune.last_apply shows each index's outcome.")));
 	PG_RETURN_VOID();
 }

@@ -64,6 +64,7 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 
 void		_PG_init(void);
 
+static bool bt_check_build_mwm(int *newval, void **extra, GucSource source);
 static Size bt_shmem_size(void);
 static void bt_shmem_request(void);
 static void bt_shmem_startup(void);
@@ -96,13 +97,13 @@ _PG_init(void)
 
 	DefineCustomIntVariable("bingo_tune.build_maintenance_work_mem",
 							"maintenance_work_mem for index builds; -1 uses the server's setting.",
-							NULL,
+							"Otherwise at least 1MB, the server's own floor for maintenance_work_mem.",
 							&bt_build_maintenance_work_mem,
 							-1,
 							-1, MAX_KILOBYTES,
 							PGC_SIGHUP,
 							GUC_UNIT_KB,
-							NULL, NULL, NULL);
+							bt_check_build_mwm, NULL, NULL);
 
 	DefineCustomIntVariable("bingo_tune.naptime",
 							"Time between two passes of each database's watcher.",
@@ -174,6 +175,20 @@ _PG_init(void)
 
 	bt_watcher_register();
 	bt_stats_install_hooks();
+}
+
+/*
+ * bingo_tune.build_maintenance_work_mem: -1, or a value maintenance_work_mem
+ * itself accepts (1MB and up); anything else would only make every build
+ * fail when the worker sets it.
+ */
+static bool
+bt_check_build_mwm(int *newval, void **extra, GucSource source)
+{
+	if (*newval == -1 || *newval >= 1024)
+		return true;
+	GUC_check_errdetail("bingo_tune.build_maintenance_work_mem must be -1 (the server's maintenance_work_mem) or at least 1MB (1024 kB), the smallest maintenance_work_mem the server accepts.");
+	return false;
 }
 
 /*

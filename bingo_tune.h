@@ -65,26 +65,36 @@ typedef enum BtIndexState
 {
 	BT_INDEX_PRESENT,			/* an equivalent valid index exists */
 	BT_INDEX_MISSING,			/* table exists, no equivalent index */
-	BT_INDEX_INVALID,			/* only an invalid equivalent exists */
-	BT_INDEX_NO_TABLE			/* the table does not exist (yet) */
+	BT_INDEX_INVALID,			/* only invalid equivalents, none being built */
+	BT_INDEX_NO_TABLE,			/* the table does not exist (yet) */
+	BT_INDEX_BUILDING			/* an equivalent is being built by someone */
 } BtIndexState;
 
 extern BtIndexDef *bt_indexdef_parse(const char *text, const char *default_schema);
 extern char *bt_indexdef_canonical(const BtIndexDef *def);
 extern char *bt_indexdef_name(const BtIndexDef *def);
+extern char *bt_indexdef_name_ext(const BtIndexDef *def, bool hashed);
 extern char *bt_indexdef_create_sql(const BtIndexDef *def);
+extern char *bt_indexdef_create_sql_named(const BtIndexDef *def, const char *name);
 extern char *bt_indexdef_qualified_table(const BtIndexDef *def);
 extern const char *bt_index_state_name(BtIndexState state);
 
 /*
  * Judge the catalog state of def.  Needs a transaction.  *relid gets the
  * table's OID (InvalidOid if none); *found gets the equivalent index (the
- * valid one for PRESENT, the invalid one for INVALID), else InvalidOid.
+ * valid one for PRESENT, the one being built for BUILDING, the invalid one
+ * for INVALID), else InvalidOid.  Every judgement of an existing index goes
+ * through here (indexdef.c, bt_index_matches).
  */
 extern BtIndexState bt_index_state(const BtIndexDef *def, Oid *relid, Oid *found);
 
-/* All invalid indexes on relid equivalent to def (for dropping leftovers). */
+/*
+ * All invalid indexes on relid equivalent to def whose build is not in
+ * progress: the leftovers of failed builds, safe to drop.
+ */
 extern List *bt_invalid_equivalents(const BtIndexDef *def, Oid relid);
+/* pid of the backend building index indexoid now, or 0 */
+extern int	bt_index_builder_pid(Oid indexoid);
 
 /* ---- catalog.c: the watch catalog ---- */
 
@@ -144,7 +154,8 @@ typedef enum BtBuildOutcome
 	BT_BUILD_REBUILT,			/* dropped an invalid leftover, then built */
 	BT_BUILD_PRESENT,			/* an equivalent valid index already existed */
 	BT_BUILD_NO_TABLE,			/* the table does not exist */
-	BT_BUILD_FAILED				/* see detail */
+	BT_BUILD_FAILED,			/* see detail */
+	BT_BUILD_YIELDED			/* cancelled for the app's DDL; try later */
 } BtBuildOutcome;
 
 typedef struct BtBuildResult
@@ -170,6 +181,12 @@ extern const char *bt_build_outcome_name(BtBuildOutcome outcome);
  * told to stop.
  */
 extern void bt_build_index(Oid dboid, const char *canonical, BtBuildResult *result);
+
+/*
+ * From the utility hook, before a utility statement runs: DDL on a table
+ * being built cancels that build and waits for it to let go (builder.c).
+ */
+extern void bt_builder_yield_for(Node *parsetree);
 
 /* The worker's entry point (named in BackgroundWorker.bgw_function_name). */
 extern PGDLLEXPORT void bt_builder_main(Datum main_arg);

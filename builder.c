@@ -19,25 +19,63 @@
  * Shared state: BT_MAX_BUILDS slots, one per build in flight or recently
  * finished, under one LWLock.  A slot is claimed by the waiter (STARTING),
  * taken over by the worker (RUNNING) and closed by the worker (DONE) with
- * the outcome.  Only one build of a given index in a given database runs at
- * a time: a second caller waits on the first one's slot.  A generation
- * counter tells a waiter that a slot it was watching was reused.
+ * the outcome.  A build is identified by its database and its canonical
+ * definition (schema-qualified table and columns), never by the index
+ * name: only one build of a given index in a given database runs at a
+ * time, and a second caller waits on the first one's slot.  Builds on the
+ * same table run one after the other (two concurrent builds on one table
+ * can deadlock each other).  A generation counter tells a waiter that a
+ * slot it was watching was reused.  The index name is chosen by the worker
+ * and is unique in the table's schema: the deterministic name, or, when a
+ * relation that is not an equivalent index already has it (or another
+ * build uses it), the same cut short with a hash of the definition.
  *
  * A build that fails leaves an invalid index behind; the worker drops it
  * (DROP INDEX CONCURRENTLY) before reporting the failure, and any build
- * first drops invalid leftovers equivalent to the index it builds.
+ * first drops invalid leftovers equivalent to the index it builds.  An
+ * invalid equivalent that someone is still building (a DBA's own CREATE
+ * INDEX CONCURRENTLY) is not a leftover: the worker waits for that build
+ * and reports the index present if it succeeds.
+ *
+ * Builds yield to the application's DDL, as autovacuum does.  The build
+ * holds a ShareUpdateExclusiveLock on its table for as long as it runs, and
+ * waits for older transactions; DDL waiting for the table's lock while the
+ * build waits for the DDL's transaction is a deadlock the server would
+ * break by cancelling either side.  So (1) the utility hook calls
+ * bt_builder_yield_for() before DROP / ALTER / TRUNCATE / REINDEX of a
+ * table runs: it cancels a running build on that table and waits for the
+ * worker to let go of its lock; and (2) whoever waits for a build looks in
+ * the lock manager, every BT_YIELD_CHECK_MS, for a process waiting for a
+ * lock on the build's table that conflicts with the build's (DDL the hook
+ * cannot see: DROP SCHEMA ... CASCADE, DROP OWNED, LOCK TABLE, VACUUM
+ * FULL), and cancels the build likewise.  A build cancelled that way ends
+ * as "yielded": the worker waits (briefly, BT_YIELD_CLEANUP_MS) for the
+ * DDL's transaction to end and for the table to be free, drops its invalid
+ * leftover then (if the table is still there), else leaves it to the next
+ * attempt, which drops leftovers first; the watcher retries after its
+ * backoff, apply() reports it.
+ *
+ * A caller that stops waiting (CALL apply() cancelled, the watcher stopped)
+ * cancels the build it started; the worker drops what it left, and the
+ * caller gives it up to BT_CANCEL_WAIT_MS to do so before it returns.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include <signal.h>
+
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
@@ -45,15 +83,30 @@
 #include "tcop/pquery.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/portal.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "bingo_tune.h"
+
+/* How often a waiter looks for lock requests its build must yield to. */
+#define BT_YIELD_CHECK_MS		200
+/* How long the utility hook waits for a cancelled build to let go. */
+#define BT_YIELD_WAIT_MS		5000
+/* How long a yielded worker waits for the DDL to end to drop its leftover. */
+#define BT_YIELD_CLEANUP_MS		10000
+/* How long a cancelled caller waits for the worker to clean up. */
+#define BT_CANCEL_WAIT_MS		5000
+/* How often a worker looks again at someone else's build it waits for. */
+#define BT_OTHER_BUILD_POLL_MS	500
+
+#define BT_WHY_MAXLEN			64
 
 typedef enum BtSlotState
 {
@@ -63,15 +116,31 @@ typedef enum BtSlotState
 	BT_SLOT_DONE				/* outcome is final */
 } BtSlotState;
 
+typedef enum BtCancel
+{
+	BT_CANCEL_NONE = 0,
+	BT_CANCEL_STOP,				/* the caller stopped waiting */
+	BT_CANCEL_YIELD				/* a session needs the table */
+} BtCancel;
+
 typedef struct BtBuildSlot
 {
 	BtSlotState state;
 	uint32		generation;
 	Oid			dboid;
+	Oid			relid;			/* the table, once the worker found it */
 	int			pid;			/* worker's pid while RUNNING */
+	bool		locked;			/* worker runs a statement locking the table */
+	bool		cleaning;		/* worker drops its leftover after yielding */
+	BtCancel	cancel;
+	int			yield_pid;		/* the process the build yields to */
+	VirtualTransactionId yield_vxid;	/* and its transaction */
+	char		yield_why[BT_WHY_MAXLEN];
 	TimestampTz started;
 	TimestampTz finished;
 	BtBuildOutcome outcome;
+	char		schema[NAMEDATALEN];
+	char		table[NAMEDATALEN];
 	char		index_name[NAMEDATALEN];
 	char		canonical[BT_DEF_MAXLEN];
 	char		detail[BT_DETAIL_MAXLEN];
@@ -91,10 +160,23 @@ static BtBuilderShared *bt_builder = NULL;
 static int	bt_my_slot = -1;
 static uint32 bt_my_generation = 0;
 
+/* in a waiter: the build it started and waits for, cancelled on exit */
+static int	bt_waited_slot = -1;
+static uint32 bt_waited_generation = 0;
+static bool bt_waiter_exit_registered = false;
+
 static void bt_run_toplevel(const char *sql, MemoryContext cxt);
 static void bt_drop_leftovers(const BtIndexDef *def, MemoryContext cxt);
 static void bt_builder_finish(BtBuildOutcome outcome, const char *detail);
 static void bt_builder_on_exit(int code, Datum arg);
+static void bt_waiter_on_exit(int code, Datum arg);
+static void bt_cancel_build(int idx, uint32 generation, BtCancel why);
+static bool bt_request_yield(int idx, uint32 generation, int pid, const char *why);
+static int	bt_table_lock_waiter(Oid dboid, Oid relid, LOCKMODE *mode);
+static void bt_set_locked(bool locked);
+static void bt_yield_cleanup(const BtIndexDef *def, Oid relid,
+							 VirtualTransactionId vxid, MemoryContext cxt);
+static void bt_failure_cleanup(const BtIndexDef *def, MemoryContext cxt);
 
 Size
 bt_builder_shmem_size(void)
@@ -130,17 +212,26 @@ bt_build_outcome_name(BtBuildOutcome outcome)
 			return "skipped";
 		case BT_BUILD_FAILED:
 			return "failed";
+		case BT_BUILD_YIELDED:
+			return "yielded";
 	}
 	return "unknown";
 }
 
+static bool
+bt_slot_busy(const BtBuildSlot *s)
+{
+	return s->state == BT_SLOT_STARTING || s->state == BT_SLOT_RUNNING;
+}
+
 /*
- * Claim a slot for (dboid, name), or find the build of it already running.
- * Returns the slot index, or -1 if every slot is busy.  *joined tells
- * whether we found someone else's build.
+ * Claim a slot for (dboid, canonical), or find the build of it already
+ * running.  Returns the slot index, or -1 if every slot is busy or another
+ * index of the same table is being built (the caller waits and tries
+ * again).  *joined tells whether we found someone else's build.
  */
 static int
-bt_claim_slot(Oid dboid, const char *name, const char *canonical, bool *joined)
+bt_claim_slot(Oid dboid, const BtIndexDef *def, const char *canonical, bool *joined)
 {
 	int			best = -1;
 
@@ -150,12 +241,20 @@ bt_claim_slot(Oid dboid, const char *name, const char *canonical, bool *joined)
 	{
 		BtBuildSlot *s = &bt_builder->slots[i];
 
-		if ((s->state == BT_SLOT_STARTING || s->state == BT_SLOT_RUNNING) &&
-			s->dboid == dboid && strcmp(s->index_name, name) == 0)
+		if (bt_slot_busy(s) && s->dboid == dboid)
 		{
-			*joined = true;
-			LWLockRelease(bt_builder->lock);
-			return i;
+			if (strcmp(s->canonical, canonical) == 0)
+			{
+				*joined = true;
+				LWLockRelease(bt_builder->lock);
+				return i;
+			}
+			if (strcmp(s->schema, def->schema) == 0 && strcmp(s->table, def->table) == 0)
+			{
+				/* one build per table at a time */
+				LWLockRelease(bt_builder->lock);
+				return -1;
+			}
 		}
 		if (s->state == BT_SLOT_FREE)
 		{
@@ -174,11 +273,20 @@ bt_claim_slot(Oid dboid, const char *name, const char *canonical, bool *joined)
 		s->state = BT_SLOT_STARTING;
 		s->generation++;
 		s->dboid = dboid;
+		s->relid = InvalidOid;
 		s->pid = 0;
+		s->locked = false;
+		s->cleaning = false;
+		s->cancel = BT_CANCEL_NONE;
+		s->yield_pid = 0;
+		SetInvalidVirtualTransactionId(s->yield_vxid);
+		s->yield_why[0] = '\0';
 		s->started = GetCurrentTimestamp();
 		s->finished = 0;
 		s->outcome = BT_BUILD_FAILED;
-		strlcpy(s->index_name, name, NAMEDATALEN);
+		strlcpy(s->schema, def->schema, NAMEDATALEN);
+		strlcpy(s->table, def->table, NAMEDATALEN);
+		strlcpy(s->index_name, bt_indexdef_name(def), NAMEDATALEN);
 		strlcpy(s->canonical, canonical, BT_DEF_MAXLEN);
 		s->detail[0] = '\0';
 	}
@@ -228,6 +336,293 @@ bt_launch_worker(int idx, uint32 generation)
 	return handle;
 }
 
+/*
+ * Cancel the build in slot idx (if it is still that generation's): a worker
+ * not yet running is told not to start, a running one gets a query cancel
+ * and, in its error path, drops what it left.
+ */
+static void
+bt_cancel_build(int idx, uint32 generation, BtCancel why)
+{
+	BtBuildSlot *s = &bt_builder->slots[idx];
+	int			pid = 0;
+
+	LWLockAcquire(bt_builder->lock, LW_EXCLUSIVE);
+	if (s->generation == generation)
+	{
+		if (s->state == BT_SLOT_STARTING)
+		{
+			/* the worker sees this and exits without building */
+			s->state = BT_SLOT_DONE;
+			s->outcome = BT_BUILD_FAILED;
+			s->finished = GetCurrentTimestamp();
+			strlcpy(s->detail, "cancelled before it started", BT_DETAIL_MAXLEN);
+		}
+		else if (s->state == BT_SLOT_RUNNING && s->cancel == BT_CANCEL_NONE)
+		{
+			s->cancel = why;
+			pid = s->pid;
+		}
+	}
+	LWLockRelease(bt_builder->lock);
+	if (pid != 0)
+		(void) kill(pid, SIGINT);
+}
+
+/*
+ * Ask the build in slot idx to yield to process pid (why says what it
+ * runs or waits for).  Returns true if the worker was signalled.  Also
+ * interrupts the drop of a leftover after a failure or an earlier yield,
+ * which must not hold up new DDL either.
+ */
+static bool
+bt_request_yield(int idx, uint32 generation, int pid, const char *why)
+{
+	BtBuildSlot *s = &bt_builder->slots[idx];
+	VirtualTransactionId vxid;
+	PGPROC	   *proc = BackendPidGetProc(pid);
+	int			worker = 0;
+	bool		cleaning = false;
+
+	SetInvalidVirtualTransactionId(vxid);
+	if (proc != NULL)
+		GET_VXID_FROM_PGPROC(vxid, *proc);
+
+	LWLockAcquire(bt_builder->lock, LW_EXCLUSIVE);
+	if (s->generation == generation && s->state == BT_SLOT_RUNNING)
+	{
+		if (s->cancel == BT_CANCEL_NONE)
+		{
+			s->cancel = BT_CANCEL_YIELD;
+			s->yield_pid = pid;
+			s->yield_vxid = vxid;
+			strlcpy(s->yield_why, why, BT_WHY_MAXLEN);
+			worker = s->pid;
+		}
+		else if (s->cleaning && s->locked)
+		{
+			s->yield_pid = pid;
+			s->yield_vxid = vxid;
+			worker = s->pid;
+			cleaning = true;
+		}
+	}
+	LWLockRelease(bt_builder->lock);
+
+	if (worker == 0)
+		return false;
+	ereport(LOG,
+			(errmsg("bingo_tune: cancelling the %s of index \"%s\" to let process %d (%s) have its table",
+					cleaning ? "drop of the leftover" : "build",
+					s->index_name, pid, why)));
+	(void) kill(worker, SIGINT);
+	return true;
+}
+
+/*
+ * A process (not a builder) waiting for a lock on table relid of database
+ * dboid that conflicts with a build's ShareUpdateExclusiveLock: its pid
+ * (and the mode it waits for), or 0.  Reads the lock manager like
+ * pg_locks does.
+ */
+static int
+bt_table_lock_waiter(Oid dboid, Oid relid, LOCKMODE *mode)
+{
+	LockData   *data = GetLockStatusData();
+	int			found = 0;
+
+	for (int i = 0; i < data->nelements && found == 0; i++)
+	{
+		LockInstanceData *inst = &data->locks[i];
+		bool		builder = false;
+
+		if (inst->waitLockMode == NoLock ||
+			inst->locktag.locktag_type != LOCKTAG_RELATION ||
+			inst->locktag.locktag_field1 != dboid ||
+			inst->locktag.locktag_field2 != relid ||
+			!DoLockModesConflict(inst->waitLockMode, ShareUpdateExclusiveLock))
+			continue;
+		/* builds on one table wait for each other; they never yield to one */
+		LWLockAcquire(bt_builder->lock, LW_SHARED);
+		for (int j = 0; j < BT_MAX_BUILDS; j++)
+			if (bt_slot_busy(&bt_builder->slots[j]) && bt_builder->slots[j].pid == inst->pid)
+				builder = true;
+		LWLockRelease(bt_builder->lock);
+		if (!builder)
+		{
+			found = inst->pid;
+			*mode = inst->waitLockMode;
+		}
+	}
+	pfree(data->locks);
+	pfree(data);
+	return found;
+}
+
+/*
+ * Called by the utility hook before a utility statement runs: if it is DDL
+ * on tables (DROP TABLE, ALTER TABLE, TRUNCATE, REINDEX) that bingo_tune is
+ * building an index on in this database, cancel those builds and wait (at
+ * most BT_YIELD_WAIT_MS) until their workers no longer hold the tables'
+ * locks, so that the statement neither waits for a build nor deadlocks
+ * with one.  Only for a user who may run that statement on the table (its
+ * owner; for TRUNCATE, whoever has the privilege): others will get a
+ * permission error anyway and cancel nothing.
+ */
+void
+bt_builder_yield_for(Node *parsetree)
+{
+	List	   *rels = NIL;		/* RangeVars */
+	List	   *relids = NIL;
+	bool		truncate = false;
+	bool		any = false;
+	int			idxs[BT_MAX_BUILDS];
+	uint32		gens[BT_MAX_BUILDS];
+	int			n = 0;
+	ListCell   *lc;
+	TimestampTz deadline;
+
+	if (bt_builder == NULL || parsetree == NULL || !IsTransactionState())
+		return;
+
+	switch (nodeTag(parsetree))
+	{
+		case T_DropStmt:
+			{
+				DropStmt   *stmt = (DropStmt *) parsetree;
+
+				if (stmt->removeType != OBJECT_TABLE)
+					return;
+				foreach(lc, stmt->objects)
+					rels = lappend(rels, makeRangeVarFromNameList(castNode(List, lfirst(lc))));
+				break;
+			}
+		case T_TruncateStmt:
+			rels = list_copy(((TruncateStmt *) parsetree)->relations);
+			truncate = true;
+			break;
+		case T_AlterTableStmt:
+			rels = list_make1(((AlterTableStmt *) parsetree)->relation);
+			break;
+		case T_RenameStmt:
+			if (((RenameStmt *) parsetree)->relation == NULL ||
+				((RenameStmt *) parsetree)->renameType == OBJECT_INDEX)
+				return;
+			rels = list_make1(((RenameStmt *) parsetree)->relation);
+			break;
+		case T_ReindexStmt:
+			{
+				ReindexStmt *stmt = (ReindexStmt *) parsetree;
+
+				if (stmt->kind == REINDEX_OBJECT_TABLE)
+					rels = list_make1(stmt->relation);
+				else if (stmt->kind == REINDEX_OBJECT_INDEX)
+				{
+					Oid			indoid = RangeVarGetRelid(stmt->relation, NoLock, true);
+
+					if (OidIsValid(indoid))
+						relids = list_make1_oid(IndexGetRelation(indoid, true));
+				}
+				else
+					return;
+				break;
+			}
+		default:
+			return;
+	}
+
+	/* most DDL finds nothing being built: look before resolving names */
+	LWLockAcquire(bt_builder->lock, LW_SHARED);
+	for (int i = 0; i < BT_MAX_BUILDS; i++)
+		if (bt_builder->slots[i].state == BT_SLOT_RUNNING &&
+			bt_builder->slots[i].dboid == MyDatabaseId)
+			any = true;
+	LWLockRelease(bt_builder->lock);
+	if (!any)
+		return;
+
+	foreach(lc, rels)
+	{
+		RangeVar   *rv = lfirst_node(RangeVar, lc);
+		Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+
+		if (OidIsValid(relid))
+			relids = lappend_oid(relids, relid);
+	}
+
+	foreach(lc, relids)
+	{
+		Oid			relid = lfirst_oid(lc);
+		bool		allowed;
+
+		if (!OidIsValid(relid))
+			continue;
+#if PG_VERSION_NUM >= 160000
+		allowed = object_ownercheck(RelationRelationId, relid, GetUserId());
+#else
+		allowed = pg_class_ownercheck(relid, GetUserId());
+#endif
+		if (!allowed && truncate)
+			allowed = pg_class_aclcheck(relid, GetUserId(), ACL_TRUNCATE) == ACLCHECK_OK;
+		if (!allowed)
+			continue;
+
+		for (int i = 0; i < BT_MAX_BUILDS; i++)
+		{
+			BtBuildSlot *s = &bt_builder->slots[i];
+			uint32		gen;
+			bool		match;
+
+			LWLockAcquire(bt_builder->lock, LW_SHARED);
+			match = s->state == BT_SLOT_RUNNING && s->dboid == MyDatabaseId && s->relid == relid;
+			gen = s->generation;
+			LWLockRelease(bt_builder->lock);
+			if (match && n < BT_MAX_BUILDS)
+			{
+				(void) bt_request_yield(i, gen, MyProcPid, CreateCommandName(parsetree));
+				idxs[n] = i;
+				gens[n] = gen;
+				n++;
+			}
+		}
+	}
+
+	/* wait for the workers to let go of the tables */
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), BT_YIELD_WAIT_MS);
+	while (n > 0 && GetCurrentTimestamp() < deadline)
+	{
+		bool		holding = false;
+
+		LWLockAcquire(bt_builder->lock, LW_SHARED);
+		for (int k = 0; k < n; k++)
+		{
+			BtBuildSlot *s = &bt_builder->slots[idxs[k]];
+
+			if (s->generation == gens[k] && s->state == BT_SLOT_RUNNING && s->locked)
+				holding = true;
+		}
+		LWLockRelease(bt_builder->lock);
+		if (!holding)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * on_exit of a backend that started a build and waits for it: a waiter
+ * that is terminated (FATAL skips PG_CATCH) cancels its build too.
+ */
+static void
+bt_waiter_on_exit(int code, Datum arg)
+{
+	if (bt_waited_slot >= 0 && bt_builder != NULL)
+		bt_cancel_build(bt_waited_slot, bt_waited_generation, BT_CANCEL_STOP);
+	bt_waited_slot = -1;
+}
+
 void
 bt_build_index(Oid dboid, const char *canonical, BtBuildResult *result)
 {
@@ -246,7 +641,7 @@ bt_build_index(Oid dboid, const char *canonical, BtBuildResult *result)
 	/* wait for a free slot; builds are few and short compared to this */
 	for (;;)
 	{
-		idx = bt_claim_slot(dboid, name, canonical, &joined);
+		idx = bt_claim_slot(dboid, def, canonical, &joined);
 		if (idx >= 0)
 			break;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -264,6 +659,16 @@ bt_build_index(Oid dboid, const char *canonical, BtBuildResult *result)
 			bt_fail_slot(idx, generation,
 						 "no background worker slot free: raise max_worker_processes");
 		}
+		else
+		{
+			if (!bt_waiter_exit_registered)
+			{
+				before_shmem_exit(bt_waiter_on_exit, (Datum) 0);
+				bt_waiter_exit_registered = true;
+			}
+			bt_waited_slot = idx;
+			bt_waited_generation = generation;
+		}
 	}
 
 	PG_TRY();
@@ -274,6 +679,8 @@ bt_build_index(Oid dboid, const char *canonical, BtBuildResult *result)
 			bool		done = false;
 			int			pid = 0;
 			BtSlotState state;
+			bool		check_yield;
+			Oid			relid;
 
 			LWLockAcquire(bt_builder->lock, LW_SHARED);
 			if (s->generation != generation)
@@ -288,11 +695,15 @@ bt_build_index(Oid dboid, const char *canonical, BtBuildResult *result)
 			{
 				result->outcome = s->outcome;
 				strlcpy(result->detail, s->detail, BT_DETAIL_MAXLEN);
+				strlcpy(result->index_name, s->index_name, NAMEDATALEN);
 				result->seconds = (double) (s->finished - s->started) / USECS_PER_SEC;
 				done = true;
 			}
 			state = s->state;
 			pid = s->pid;
+			relid = s->relid;
+			check_yield = state == BT_SLOT_RUNNING && s->locked && OidIsValid(relid) &&
+				(s->cancel == BT_CANCEL_NONE || s->cleaning);
 			LWLockRelease(bt_builder->lock);
 			if (done)
 				break;
@@ -314,20 +725,59 @@ bt_build_index(Oid dboid, const char *canonical, BtBuildResult *result)
 				continue;
 			}
 
+			/* someone waits for the table: the build gives way */
+			if (check_yield)
+			{
+				LOCKMODE	mode = NoLock;
+				int			waiter = bt_table_lock_waiter(dboid, relid, &mode);
+
+				if (waiter != 0)
+					(void) bt_request_yield(idx, generation, waiter,
+											psprintf("waiting for %s",
+													 GetLockmodeName(DEFAULT_LOCKMETHOD, mode)));
+			}
+
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 200L, PG_WAIT_EXTENSION);
+							 BT_YIELD_CHECK_MS, PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
 			CHECK_FOR_INTERRUPTS();
 		}
 	}
 	PG_CATCH();
 	{
-		/* cancelled while waiting: stop the build we started */
+		/*
+		 * Cancelled while waiting: cancel the build we started, and give its
+		 * worker a moment to drop what it left, so that nothing invalid
+		 * outlives the caller.  (Someone else's build we only joined goes
+		 * on.)
+		 */
 		if (handle != NULL)
-			TerminateBackgroundWorker(handle);
+		{
+			TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															   BT_CANCEL_WAIT_MS);
+
+			bt_cancel_build(idx, generation, BT_CANCEL_STOP);
+			while (GetCurrentTimestamp() < deadline)
+			{
+				pid_t		wpid;
+				bool		over;
+
+				LWLockAcquire(bt_builder->lock, LW_SHARED);
+				over = bt_builder->slots[idx].generation != generation ||
+					bt_builder->slots[idx].state == BT_SLOT_DONE;
+				LWLockRelease(bt_builder->lock);
+				if (over || GetBackgroundWorkerPid(handle, &wpid) == BGWH_STOPPED)
+					break;
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 50L, PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+			}
+		}
+		bt_waited_slot = -1;
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	bt_waited_slot = -1;
 
 	/* the report keeps the served statements' figures from before the build */
 	if (result->outcome == BT_BUILD_CREATED || result->outcome == BT_BUILD_REBUILT)
@@ -385,8 +835,8 @@ bt_run_toplevel(const char *sql, MemoryContext cxt)
 }
 
 /*
- * Drop every invalid index equivalent to def, concurrently.  Returns with
- * no transaction open.
+ * Drop every invalid index equivalent to def that nobody is building,
+ * concurrently.  Returns with no transaction open.
  */
 static void
 bt_drop_leftovers(const BtIndexDef *def, MemoryContext cxt)
@@ -429,6 +879,39 @@ bt_drop_leftovers(const BtIndexDef *def, MemoryContext cxt)
 }
 
 /*
+ * The name our index gets: the deterministic one, unless a relation in the
+ * table's schema that we would not drop as a leftover has it, or another
+ * build in this database uses it for another definition; then the name
+ * with the definition's hash.  Needs a transaction.
+ */
+static char *
+bt_choose_name(const BtIndexDef *def, Oid relid)
+{
+	char	   *name = bt_indexdef_name(def);
+	Oid			nsp = get_rel_namespace(relid);
+	Oid			existing = get_relname_relid(name, nsp);
+	bool		taken = false;
+
+	if (OidIsValid(existing) &&
+		!list_member_oid(bt_invalid_equivalents(def, relid), existing))
+		taken = true;
+
+	LWLockAcquire(bt_builder->lock, LW_SHARED);
+	for (int i = 0; i < BT_MAX_BUILDS && !taken; i++)
+	{
+		BtBuildSlot *s = &bt_builder->slots[i];
+
+		if (i != bt_my_slot && bt_slot_busy(s) && s->dboid == MyDatabaseId &&
+			strcmp(s->schema, def->schema) == 0 &&
+			strcmp(s->index_name, name) == 0)
+			taken = true;
+	}
+	LWLockRelease(bt_builder->lock);
+
+	return taken ? bt_indexdef_name_ext(def, true) : name;
+}
+
+/*
  * Close our slot with the outcome and wake whoever waits.
  */
 static void
@@ -441,6 +924,7 @@ bt_builder_finish(BtBuildOutcome outcome, const char *detail)
 	{
 		s->state = BT_SLOT_DONE;
 		s->outcome = outcome;
+		s->locked = false;
 		s->finished = GetCurrentTimestamp();
 		strlcpy(s->detail, detail ? detail : "", BT_DETAIL_MAXLEN);
 	}
@@ -455,6 +939,121 @@ bt_builder_on_exit(int code, Datum arg)
 }
 
 /*
+ * Say whether the worker is about to run (true) or is done running (false)
+ * a statement that holds its table's lock: waiters look for DDL to yield to
+ * only then.
+ */
+static void
+bt_set_locked(bool locked)
+{
+	BtBuildSlot *s = &bt_builder->slots[bt_my_slot];
+
+	LWLockAcquire(bt_builder->lock, LW_EXCLUSIVE);
+	if (s->generation == bt_my_generation)
+		s->locked = locked;
+	LWLockRelease(bt_builder->lock);
+}
+
+/*
+ * After a failed or cancelled build: drop the invalid index it left.
+ */
+static void
+bt_failure_cleanup(const BtIndexDef *def, MemoryContext cxt)
+{
+	BtBuildSlot *s = &bt_builder->slots[bt_my_slot];
+
+	/* from now on, new DDL on the table cancels the drop, not a build */
+	LWLockAcquire(bt_builder->lock, LW_EXCLUSIVE);
+	s->cleaning = true;
+	LWLockRelease(bt_builder->lock);
+
+	PG_TRY();
+	{
+		bt_set_locked(true);
+		bt_drop_leftovers(def, cxt);
+		bt_set_locked(false);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		AbortCurrentTransaction();
+		bt_set_locked(false);
+		ereport(LOG,
+				(errmsg("bingo_tune: could not drop the invalid index left by the failed build of \"%s\"; the next build drops it",
+						bt_indexdef_name(def))));
+	}
+	PG_END_TRY();
+}
+
+/*
+ * After yielding to process vxid's DDL on table relid: once its transaction
+ * is over and the table is free (within BT_YIELD_CLEANUP_MS), drop our
+ * leftover, unless the table went away with it.  Never queue behind the
+ * DDL: a lock we would hold while the DROP INDEX CONCURRENTLY waits for the
+ * DDL's transaction is the deadlock we just avoided.  A leftover we cannot
+ * drop now is dropped by the next build, which drops leftovers first.
+ */
+static void
+bt_yield_cleanup(const BtIndexDef *def, Oid relid, VirtualTransactionId vxid,
+				 MemoryContext cxt)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   BT_YIELD_CLEANUP_MS);
+	BtBuildSlot *s = &bt_builder->slots[bt_my_slot];
+
+	if (!OidIsValid(relid))
+		return;
+
+	LWLockAcquire(bt_builder->lock, LW_EXCLUSIVE);
+	s->cleaning = true;
+	LWLockRelease(bt_builder->lock);
+
+	for (;;)
+	{
+		bool		ready = false;
+		bool		gone = false;
+
+		StartTransactionCommand();
+		if (!VirtualTransactionIdIsValid(vxid) || VirtualXactLock(vxid, false))
+		{
+			if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+				gone = true;
+			else if (ConditionalLockRelationOid(relid, ShareUpdateExclusiveLock))
+			{
+				ready = true;
+				UnlockRelationOid(relid, ShareUpdateExclusiveLock);
+			}
+		}
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(cxt);
+
+		if (gone)
+			return;
+		if (ready)
+			break;
+		if (GetCurrentTimestamp() >= deadline)
+		{
+			ereport(LOG,
+					(errmsg("bingo_tune: the table of index \"%s\" is still busy; the next build drops its invalid leftover",
+							bt_indexdef_name(def))));
+			return;
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		/* we are in the error path: no error from here, just give up */
+		if (ProcDiePending || QueryCancelPending)
+		{
+			QueryCancelPending = false;
+			return;
+		}
+	}
+
+	bt_failure_cleanup(def, cxt);
+}
+
+/*
  * Entry point of a builder worker.
  */
 void
@@ -465,11 +1064,11 @@ bt_builder_main(Datum main_arg)
 	char		canonical[BT_DEF_MAXLEN];
 	MemoryContext cxt;
 	BtIndexDef *def;
-	BtIndexState state;
-	Oid			relid;
+	volatile BtIndexState state = BT_INDEX_MISSING;
+	volatile Oid relid = InvalidOid;
 	Oid			found;
 	BtBuildOutcome outcome;
-	char	   *create_sql;
+	char	   *volatile create_sql = NULL;
 	char		buf[32];
 
 	pqsignal(SIGTERM, die);
@@ -514,68 +1113,156 @@ bt_builder_main(Datum main_arg)
 	MemoryContextSwitchTo(cxt);
 
 	def = bt_indexdef_parse(canonical, NULL);
-	create_sql = bt_indexdef_create_sql(def);
-
-	StartTransactionCommand();
-	state = bt_index_state(def, &relid, &found);
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(cxt);
-
-	if (state == BT_INDEX_PRESENT || state == BT_INDEX_NO_TABLE)
-	{
-		bt_builder_finish(state == BT_INDEX_PRESENT ? BT_BUILD_PRESENT : BT_BUILD_NO_TABLE,
-						  state == BT_INDEX_PRESENT ? "" : "no table");
-		bt_my_slot = -1;
-		proc_exit(0);
-	}
-
-	outcome = (state == BT_INDEX_INVALID) ? BT_BUILD_REBUILT : BT_BUILD_CREATED;
 
 	PG_TRY();
 	{
+		TimestampTz since = GetCurrentTimestamp();
+		int			other = 0;
+
+		/*
+		 * Judge what exists.  An equivalent index someone is building now (a
+		 * DBA's own CREATE INDEX CONCURRENTLY) is waited for, never dropped:
+		 * once it is valid there is nothing to do.
+		 */
+		for (;;)
+		{
+			char	   *name = NULL;
+			int			pid = 0;
+
+			StartTransactionCommand();
+			state = bt_index_state(def, (Oid *) &relid, &found);
+			if (state == BT_INDEX_BUILDING)
+				pid = bt_index_builder_pid(found);
+			else if (state == BT_INDEX_MISSING || state == BT_INDEX_INVALID)
+			{
+				name = bt_choose_name(def, relid);
+				MemoryContextSwitchTo(cxt);
+				name = pstrdup(name);
+			}
+			CommitTransactionCommand();
+			MemoryContextSwitchTo(cxt);
+
+			LWLockAcquire(bt_builder->lock, LW_EXCLUSIVE);
+			s->relid = relid;
+			if (name != NULL)
+				strlcpy(s->index_name, name, NAMEDATALEN);
+			LWLockRelease(bt_builder->lock);
+
+			if (state != BT_INDEX_BUILDING)
+			{
+				if (name != NULL)
+					create_sql = bt_indexdef_create_sql_named(def, name);
+				break;
+			}
+			if (pid != other)
+				ereport(LOG,
+						(errmsg("bingo_tune: waiting for process %d, which is building an index equivalent to %s",
+								pid, canonical)));
+			other = pid;
+			if (bt_build_lock_timeout > 0 &&
+				TimestampDifferenceExceeds(since, GetCurrentTimestamp(), bt_build_lock_timeout))
+				ereport(ERROR,
+						(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+						 errmsg("gave up waiting for process %d building an equivalent index after bingo_tune.build_lock_timeout",
+								pid)));
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 BT_OTHER_BUILD_POLL_MS, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+
 		if (state == BT_INDEX_INVALID)
+		{
+			bt_set_locked(true);
 			bt_drop_leftovers(def, cxt);
-		ereport(LOG, (errmsg("bingo_tune: building index: %s", create_sql)));
-		bt_run_toplevel(create_sql, cxt);
+		}
+		if (state == BT_INDEX_MISSING || state == BT_INDEX_INVALID)
+		{
+			ereport(LOG, (errmsg("bingo_tune: building index: %s", create_sql)));
+			bt_set_locked(true);
+			bt_run_toplevel(create_sql, cxt);
+			bt_set_locked(false);
+		}
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
 		char		detail[BT_DETAIL_MAXLEN];
+		BtCancel	cancel;
+		int			yield_pid;
+		VirtualTransactionId yield_vxid;
+		char		yield_why[BT_WHY_MAXLEN];
+		bool		yielded;
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
 		pgstat_report_activity(STATE_IDLE, NULL);
-		strlcpy(detail, edata->message, sizeof(detail));
-		ereport(LOG,
-				(errmsg("bingo_tune: index build failed: %s", create_sql),
-				 errdetail("%s", edata->message)));
+		/* a second cancel for the same reason must not cut the cleanup short */
+		QueryCancelPending = false;
 
-		/* leave no invalid index behind; the next attempt rebuilds anyway */
-		PG_TRY();
+		LWLockAcquire(bt_builder->lock, LW_EXCLUSIVE);
+		s->locked = false;
+		cancel = s->cancel;
+		yield_pid = s->yield_pid;
+		yield_vxid = s->yield_vxid;
+		strlcpy(yield_why, s->yield_why, BT_WHY_MAXLEN);
+		LWLockRelease(bt_builder->lock);
+
+		/* the deadlock detector picking us is the app's DDL winning too */
+		yielded = cancel == BT_CANCEL_YIELD ||
+			edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED;
+
+		if (yielded)
 		{
-			bt_drop_leftovers(def, cxt);
-		}
-		PG_CATCH();
-		{
-			MemoryContextSwitchTo(cxt);
-			FlushErrorState();
-			AbortCurrentTransaction();
+			if (cancel == BT_CANCEL_YIELD)
+				snprintf(detail, sizeof(detail), "yielded to process %d (%s); retried later",
+						 yield_pid, yield_why);
+			else
+				snprintf(detail, sizeof(detail), "yielded: %s; retried later", edata->message);
 			ereport(LOG,
-					(errmsg("bingo_tune: could not drop the invalid index left by the failed build of \"%s\"",
-							bt_indexdef_name(def))));
+					(errmsg("bingo_tune: index build yielded to the application: %s",
+							create_sql ? create_sql : canonical),
+					 errdetail("%s", detail)));
+			bt_yield_cleanup(def, relid, yield_vxid, cxt);
+			bt_builder_finish(BT_BUILD_YIELDED, detail);
 		}
-		PG_END_TRY();
-
-		bt_builder_finish(BT_BUILD_FAILED, detail);
+		else
+		{
+			if (cancel == BT_CANCEL_STOP)
+				strlcpy(detail, "cancelled: the caller stopped waiting", sizeof(detail));
+			else
+				strlcpy(detail, edata->message, sizeof(detail));
+			ereport(LOG,
+					(errmsg("bingo_tune: index build failed: %s",
+							create_sql ? create_sql : canonical),
+					 errdetail("%s", detail)));
+			/* leave no invalid index behind; the next attempt rebuilds anyway */
+			bt_failure_cleanup(def, cxt);
+			bt_builder_finish(BT_BUILD_FAILED, detail);
+		}
 		bt_my_slot = -1;
 		proc_exit(0);
 	}
 	PG_END_TRY();
 
-	bt_builder_finish(outcome, "");
+	switch (state)
+	{
+		case BT_INDEX_PRESENT:
+			outcome = BT_BUILD_PRESENT;
+			break;
+		case BT_INDEX_NO_TABLE:
+			outcome = BT_BUILD_NO_TABLE;
+			break;
+		case BT_INDEX_INVALID:
+			outcome = BT_BUILD_REBUILT;
+			break;
+		default:
+			outcome = BT_BUILD_CREATED;
+			break;
+	}
+	bt_builder_finish(outcome, outcome == BT_BUILD_NO_TABLE ? "no table" : "");
 	bt_my_slot = -1;
 	proc_exit(0);
 }

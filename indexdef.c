@@ -16,11 +16,21 @@
  *		[schema .] table ( column [ASC|DESC] [NULLS {FIRST|LAST}] [, ...] )
  *			[ INCLUDE ( column [, ...] ) ]
  *
- * An existing index is equivalent when it is a plain btree on the same
- * table with the same key columns in the same order, directions and
- * default operator classes, no expressions and no predicate, and carries at
- * least our INCLUDE columns (as key or included columns).  Its name does
- * not matter.
+ * Whether an existing index can stand for a wanted one is decided in one
+ * place, bt_index_matches(), and every caller (advise, apply, the watcher,
+ * the builder, the report) goes through bt_index_state() to it.  An index
+ * is equivalent when the planner can use it the same way: a plain btree
+ * (not a partitioned index) on the same table, with the same key columns in
+ * the same order, the same ASC/DESC and NULLS FIRST/LAST, each key column
+ * under the column's own collation and an operator class of the same
+ * family and input type as the column type's default btree class, no
+ * expression and no predicate.  INCLUDE columns: ours must all be there,
+ * more are fine (a wider covering index serves the same index-only scans).
+ * Its name does not matter.  It is usable when valid, ready and live (not
+ * being dropped); an equivalent that is not usable is either being built
+ * right now by someone (a CREATE INDEX CONCURRENTLY or REINDEX
+ * CONCURRENTLY in progress, as the creating backend reports it) or the
+ * leftover of a build that failed.
  *
  *-------------------------------------------------------------------------
  */
@@ -38,9 +48,12 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
 #include "commands/defrem.h"
+#include "commands/progress.h"
 #include "common/hashfn.h"
 #include "lib/stringinfo.h"
 #include "parser/scansup.h"
+#include "pgstat.h"
+#include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -391,6 +404,18 @@ bt_append_name_part(StringInfo buf, const char *name)
 char *
 bt_indexdef_name(const BtIndexDef *def)
 {
+	return bt_indexdef_name_ext(def, false);
+}
+
+/*
+ * The same, with the hash of the canonical definition always added: the
+ * name the builder falls back to when the plain one is taken in the schema
+ * by something that is not an equivalent index (table "a_b" column "c" and
+ * table "a" column "b_c" would both be bingo_tune_a_b_c).
+ */
+char *
+bt_indexdef_name_ext(const BtIndexDef *def, bool hashed)
+{
 	StringInfoData buf;
 	bool		changed;
 
@@ -414,7 +439,7 @@ bt_indexdef_name(const BtIndexDef *def)
 		changed |= bt_append_name_part(&buf, def->include[i]);
 	}
 
-	if (changed || buf.len >= NAMEDATALEN)
+	if (changed || hashed || buf.len >= NAMEDATALEN)
 	{
 		char	   *canonical = bt_indexdef_canonical(def);
 		uint32		h = hash_bytes((const unsigned char *) canonical, strlen(canonical));
@@ -435,11 +460,17 @@ bt_indexdef_name(const BtIndexDef *def)
 char *
 bt_indexdef_create_sql(const BtIndexDef *def)
 {
+	return bt_indexdef_create_sql_named(def, bt_indexdef_name(def));
+}
+
+char *
+bt_indexdef_create_sql_named(const BtIndexDef *def, const char *name)
+{
 	StringInfoData buf;
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "CREATE INDEX CONCURRENTLY %s ON %s USING btree ",
-					 quote_identifier(bt_indexdef_name(def)),
+					 quote_identifier(name),
 					 bt_indexdef_qualified_table(def));
 	bt_append_columns(&buf, def);
 	return buf.data;
@@ -456,6 +487,8 @@ bt_index_state_name(BtIndexState state)
 			return "missing";
 		case BT_INDEX_INVALID:
 			return "invalid";
+		case BT_INDEX_BUILDING:
+			return "building";
 		case BT_INDEX_NO_TABLE:
 			return "no table";
 	}
@@ -463,8 +496,30 @@ bt_index_state_name(BtIndexState state)
 }
 
 /*
- * Does index indexoid serve def?  keyatts/incatts are def's columns as
- * attribute numbers of the table.  *valid tells whether it can be used.
+ * Is the operator class opclass, on a key column of type atttype, one the
+ * planner uses as it would the type's default btree class?  The same class,
+ * or another of the same family and input type (the family is what orders
+ * and what the planner matches quals and pathkeys against);
+ * text_pattern_ops and the like are other families.
+ */
+static bool
+bt_opclass_is_default(Oid opclass, Oid atttype)
+{
+	Oid			dflt = GetDefaultOpClass(atttype, BTREE_AM_OID);
+
+	if (!OidIsValid(dflt))
+		return false;
+	if (opclass == dflt)
+		return true;
+	return get_opclass_family(opclass) == get_opclass_family(dflt) &&
+		get_opclass_input_type(opclass) == get_opclass_input_type(dflt);
+}
+
+/*
+ * THE equivalence rule (see the head of this file): does index indexoid
+ * serve def the way the index bingo_tune would build does?  keyatts and
+ * incatts are def's columns as attribute numbers of the table.  *valid
+ * tells whether it can be used now (valid, ready and live).
  */
 static bool
 bt_index_matches(const BtIndexDef *def, Oid indexoid,
@@ -472,17 +527,20 @@ bt_index_matches(const BtIndexDef *def, Oid indexoid,
 {
 	HeapTuple	indtup;
 	HeapTuple	reltup;
+	Form_pg_class relform;
 	Form_pg_index ind;
 	bool		isnull;
 	Datum		d;
 	int2vector *indoption;
 	oidvector  *indclass;
+	oidvector  *indcollation;
 	bool		match = false;
 
 	reltup = SearchSysCache1(RELOID, ObjectIdGetDatum(indexoid));
 	if (!HeapTupleIsValid(reltup))
 		return false;
-	if (((Form_pg_class) GETSTRUCT(reltup))->relam != BTREE_AM_OID)
+	relform = (Form_pg_class) GETSTRUCT(reltup);
+	if (relform->relam != BTREE_AM_OID || relform->relkind != RELKIND_INDEX)
 	{
 		ReleaseSysCache(reltup);
 		return false;
@@ -505,17 +563,27 @@ bt_index_matches(const BtIndexDef *def, Oid indexoid,
 	d = SysCacheGetAttr(INDEXRELID, indtup, Anum_pg_index_indclass, &isnull);
 	Assert(!isnull);
 	indclass = (oidvector *) DatumGetPointer(d);
+	d = SysCacheGetAttr(INDEXRELID, indtup, Anum_pg_index_indcollation, &isnull);
+	Assert(!isnull);
+	indcollation = (oidvector *) DatumGetPointer(d);
 
 	for (int i = 0; i < def->nkeys; i++)
 	{
 		int16		opt = indoption->values[i];
+		Oid			atttype;
+		int32		atttypmod;
+		Oid			attcollation;
 
-		if (ind->indkey.values[i] != keyatts[i] ||
+		if (keyatts[i] == InvalidAttrNumber ||
+			ind->indkey.values[i] != keyatts[i] ||
 			((opt & INDOPTION_DESC) != 0) != def->desc[i] ||
 			((opt & INDOPTION_NULLS_FIRST) != 0) != def->nulls_first[i])
 			goto done;
-		if (indclass->values[i] !=
-			GetDefaultOpClass(get_atttype(ind->indrelid, keyatts[i]), BTREE_AM_OID))
+		get_atttypetypmodcoll(ind->indrelid, keyatts[i], &atttype, &atttypmod, &attcollation);
+		/* COLLATE "C" on a column of another collation sorts otherwise */
+		if (indcollation->values[i] != attcollation)
+			goto done;
+		if (!bt_opclass_is_default(indclass->values[i], atttype))
 			goto done;
 	}
 	for (int j = 0; j < def->ninclude; j++)
@@ -523,7 +591,7 @@ bt_index_matches(const BtIndexDef *def, Oid indexoid,
 		bool		covered = false;
 
 		for (int i = 0; i < ind->indnatts; i++)
-			if (ind->indkey.values[i] == incatts[j])
+			if (incatts[j] != InvalidAttrNumber && ind->indkey.values[i] == incatts[j])
 				covered = true;
 		if (!covered)
 			goto done;
@@ -534,6 +602,41 @@ bt_index_matches(const BtIndexDef *def, Oid indexoid,
 done:
 	ReleaseSysCache(indtup);
 	return match;
+}
+
+/*
+ * The pid of the backend building index indexoid right now (CREATE INDEX
+ * CONCURRENTLY or REINDEX CONCURRENTLY, which report the index they build
+ * from the moment it is visible), or 0.  Reads the backends' progress
+ * reports, so it sees builds of backends with track_activities on (the
+ * default).  The status snapshot is the transaction's: call it in a fresh
+ * transaction to see a change.
+ */
+int
+bt_index_builder_pid(Oid indexoid)
+{
+	int			n = pgstat_fetch_stat_numbackends();
+
+	for (int i = 1; i <= n; i++)
+	{
+		LocalPgBackendStatus *local;
+		PgBackendStatus *be;
+
+#if PG_VERSION_NUM >= 160000
+		local = pgstat_get_local_beentry_by_index(i);
+#else
+		local = pgstat_fetch_stat_local_beentry(i);
+#endif
+		if (local == NULL)
+			continue;
+		be = &local->backendStatus;
+		if (be->st_procpid != MyProcPid &&
+			be->st_databaseid == MyDatabaseId &&
+			be->st_progress_command == PROGRESS_COMMAND_CREATE_INDEX &&
+			(Oid) be->st_progress_param[PROGRESS_CREATEIDX_INDEX_OID] == indexoid)
+			return be->st_procpid;
+	}
+	return 0;
 }
 
 /*
@@ -565,6 +668,7 @@ bt_index_state(const BtIndexDef *def, Oid *relid, Oid *found)
 	List	   *indexes;
 	ListCell   *lc;
 	Oid			invalid = InvalidOid;
+	Oid			building = InvalidOid;
 
 	*found = InvalidOid;
 	if (!bt_resolve(def, relid, keyatts, incatts))
@@ -591,8 +695,15 @@ bt_index_state(const BtIndexDef *def, Oid *relid, Oid *found)
 			*found = indexoid;
 			return BT_INDEX_PRESENT;
 		}
-		if (!OidIsValid(invalid))
+		if (!OidIsValid(building) && bt_index_builder_pid(indexoid) != 0)
+			building = indexoid;
+		else if (!OidIsValid(invalid))
 			invalid = indexoid;
+	}
+	if (OidIsValid(building))
+	{
+		*found = building;
+		return BT_INDEX_BUILDING;
 	}
 	if (OidIsValid(invalid))
 	{
@@ -625,7 +736,9 @@ bt_invalid_equivalents(const BtIndexDef *def, Oid relid)
 	{
 		bool		valid;
 
-		if (bt_index_matches(def, lfirst_oid(lc), keyatts, incatts, &valid) && !valid)
+		/* a build in progress is not a leftover: never drop it */
+		if (bt_index_matches(def, lfirst_oid(lc), keyatts, incatts, &valid) && !valid &&
+			bt_index_builder_pid(lfirst_oid(lc)) == 0)
 			result = lappend_oid(result, lfirst_oid(lc));
 	}
 	return result;

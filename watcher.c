@@ -372,6 +372,9 @@ bt_process_utility(PlannedStmt *pstmt, const char *queryString,
 		}
 	}
 
+	/* DDL on a table being built: the build gives way first (builder.c) */
+	bt_builder_yield_for(parsetree);
+
 	if (prev_ProcessUtility)
 		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 							params, queryEnv, dest, qc);
@@ -1314,7 +1317,7 @@ bt_run_builds(List *jobs)
 			if (strcmp(((BtBackoff *) lfirst(lc2))->canonical, job->canonical) == 0)
 				bo = lfirst(lc2);
 
-		if (res.outcome == BT_BUILD_FAILED)
+		if (res.outcome == BT_BUILD_FAILED || res.outcome == BT_BUILD_YIELDED)
 		{
 			int64		wait_s;
 			MemoryContext old = MemoryContextSwitchTo(bt_long_cxt);
@@ -1357,7 +1360,7 @@ bt_run_builds(List *jobs)
 		{
 			bt_record(job->statements, bt_build_outcome_name(res.outcome), res.index_name,
 					  res.outcome == BT_BUILD_CREATED || res.outcome == BT_BUILD_REBUILT ||
-					  res.outcome == BT_BUILD_FAILED ? res.seconds : -1,
+					  res.outcome == BT_BUILD_FAILED || res.outcome == BT_BUILD_YIELDED ? res.seconds : -1,
 					  res.detail, NULL);
 			bt_prune_events();
 		}

@@ -45,6 +45,24 @@ CREATE INDEX other_keys ON movies (id, name, year, duration);
 SELECT table_name, index_name, state FROM bingo_tune.advise();
 DROP INDEX other_dir, other_pred, other_expr, other_am, other_incl, other_keys, my_sessions_id, my_customers;
 
+-- not equivalent either: the planner cannot use these for ORDER BY surname
+-- under the column's collation, nor its equality quals: another collation,
+-- another operator class family
+CREATE INDEX other_coll ON customers (surname COLLATE "C", name, birthday DESC, id DESC) INCLUDE (email);
+CREATE INDEX other_opclass ON customers (surname text_pattern_ops, name, birthday DESC, id DESC) INCLUDE (email);
+SELECT index_name, state FROM bingo_tune.advise() WHERE table_name = 'public.customers' ORDER BY 1;
+-- the plan: even forced onto the "C" index, it has to sort
+DROP INDEX other_opclass;
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT id FROM customers ORDER BY surname, name, birthday DESC, id DESC LIMIT 5;
+RESET enable_seqscan;
+DROP INDEX other_coll;
+-- equivalent: the column's own collation and the default class, spelt out
+CREATE INDEX same_coll ON customers (surname COLLATE "default", name, birthday DESC, id DESC) INCLUDE (email);
+CREATE INDEX same_opclass ON movies (id int4_ops) INCLUDE (name, year, duration);
+SELECT index_name, state FROM bingo_tune.advise() WHERE index_name LIKE 'same%' ORDER BY 1;
+DROP INDEX same_coll, same_opclass;
+
 -- a failed concurrent build leaves an invalid index: advise says so
 -- (terse: which duplicate it meets first varies from run to run)
 \set VERBOSITY terse

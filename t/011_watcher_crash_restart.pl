@@ -41,7 +41,7 @@ ok($node->poll_query_until('postgres', q{
 	'the watcher\'s build waits for the old snapshot');
 is($node->safe_psql('postgres', q{
 	SELECT state FROM bingo_tune.advise() WHERE 'movie_list' = ANY (statements)}),
-	'invalid', 'the index is invalid while it is being built');
+	'building', 'the index shows as being built while it is');
 
 my $pid = $node->safe_psql('postgres', q{
 	SELECT pid FROM pg_stat_activity
