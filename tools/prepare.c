@@ -1252,8 +1252,10 @@ bt_apply(PGconn *conn)
 			created++;
 		else if (strcmp(action, "already present") == 0)
 			present++;
-		else if (strncmp(action, "failed", 6) == 0)
+		else if (strncmp(action, "failed", 6) == 0 ||
+				 strcmp(action, "yielded") == 0)
 		{
+			/* a build that gave way to the app's DDL is not built either */
 			failed++;
 			bt_error("index %s could not be built: %s", PQgetvalue(res, i, 0),
 					 PQgetisnull(res, i, 2) ? action : PQgetvalue(res, i, 2));
