@@ -17,7 +17,8 @@ OBJS = \
 	apply.o \
 	watcher.o \
 	stats.o \
-	report.o
+	report.o \
+	derive.o
 
 EXTENSION = bingo_tune
 DATA = bingo_tune--1.0.sql

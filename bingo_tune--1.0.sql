@@ -411,3 +411,33 @@ COMMENT ON COLUMN fast_load.previous IS 'the database''s own synchronous_commit 
 
 REVOKE ALL ON prepared, fast_load FROM PUBLIC;
 GRANT SELECT ON prepared, fast_load TO pg_read_all_stats;
+
+-- ==== derive(): the index set for any SELECT ====
+-- Kept at the end of this script as one section; see README.md, "Adding a
+-- statement".
+
+-- One row per index bingo_tune would build for the statement: its
+-- definition in the catalog's grammar, the part of the statement it serves
+-- and why, whether it exists already, how the set was chosen ('hypopg':
+-- ranked by the planner with hypothetical indexes; 'rules': HypoPG is not
+-- installed here), and the planner's estimated cost of the statement
+-- without and with the set.  Plans as the owner of the statement's tables.
+CREATE FUNCTION derive(
+	statement text,
+	schema name DEFAULT 'public',
+	OUT definition text,
+	OUT serves text,
+	OUT why text,
+	OUT state text,
+	OUT ranked_by text,
+	OUT cost_before double precision,
+	OUT cost_after double precision,
+	OUT cost_drop_pct double precision,
+	OUT cost_without_it double precision)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'bt_derive'
+LANGUAGE C VOLATILE STRICT;
+
+-- Only superusers and members of the tables' owner role get a result (the
+-- function checks); grant EXECUTE to the application's owner role to let it in.
+REVOKE ALL ON FUNCTION derive(text, name) FROM PUBLIC;

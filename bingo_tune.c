@@ -75,6 +75,9 @@ static void bt_shmem_startup(void);
 void
 _PG_init(void)
 {
+	/* derive() needs no preload: its setting exists however we are loaded */
+	bt_derive_define_gucs();
+
 	/*
 	 * Only a preload can reserve shared memory and start workers.  Loaded
 	 * any other way (LOAD, or a function call in a backend), define nothing:

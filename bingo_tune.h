@@ -146,6 +146,11 @@ extern bool bt_statement_queryid(const char *sql, const char *schema,
  */
 extern Query *bt_statement_analyse(const char *sql, Oid **paramtypes, int *nparams);
 
+/* ---- derive.c: the index set for any SELECT ---- */
+
+extern int	bt_max_include_width;	/* GUC, bytes */
+extern void bt_derive_define_gucs(void);
+
 /* ---- builder.c: CREATE INDEX CONCURRENTLY in a dynamic worker ---- */
 
 typedef enum BtBuildOutcome

@@ -1,0 +1,1745 @@
+/*-------------------------------------------------------------------------
+ *
+ * derive.c
+ *		derive(): the index set bingo_tune would build for one SELECT.
+ *
+ * The statement is parsed and analysed in its database, as the application
+ * sends it ($n parameters get the types the server infers).  From the
+ * analysed Query tree we collect, per base table: its equality, IN and
+ * range predicates against constants or parameters, the equi-join clauses
+ * that link it to the other tables, the ORDER BY keys that are its plain
+ * columns (with their directions and NULLS placement), and every column the
+ * statement reads from it.
+ *
+ * Rules turn these into candidate sets.  Every table is tried as the one
+ * that drives the plan: its index puts the equality columns first, then
+ * either the ORDER BY keys it owns (so rows come out in order and a LIMIT
+ * stops early) or the IN and range columns (so only the wanted rows are
+ * read).  Each other table, reached through the join graph, gets an index
+ * on its equality and join columns: the inner side of a nested loop, one
+ * lookup per driving row.  One more set gives every table its predicate
+ * index alone, for plans that hash-join filtered scans.  Each index covers
+ * the other columns the statement reads from its table through INCLUDE, as
+ * long as their average width stays within bingo_tune.max_include_width.
+ *
+ * The planner ranks the sets: with HypoPG installed in the database, each
+ * set is created as hypothetical indexes (hypopg_create_index through SPI),
+ * the statement is planned (a generic plan, as for a prepared statement
+ * whose parameters are not known yet), and the cheapest plan wins; costs
+ * within BTD_TIE of each other are ties, won by the smaller set.  The
+ * winner is then pruned: an index, or an INCLUDE list, that the plan does
+ * not need (the cost rises by less than BTD_TIE without it) goes.  The set
+ * is kept only if it lowers the statement's cost by at least BTD_MIN_DROP.
+ * Without HypoPG the rules alone choose (ranked_by = 'rules'): the table of
+ * the first ORDER BY key drives, else the one with the most predicates.
+ *
+ * Trust: the planner may evaluate the application's functions (constant
+ * folding of immutable and stable calls).  So the statement is analysed
+ * and planned as the owner of its tables, inside a security-restricted
+ * operation with a fresh GUC nest level and a search_path of the given
+ * schema and pg_temp (pg_catalog first implicitly), as ANALYZE and CREATE
+ * INDEX do.  Only superusers and members of that owner role may call
+ * derive(), so it never lends anybody rights they lack.  Everything runs in
+ * a subtransaction; on error the hypothetical indexes made so far are
+ * dropped before the error goes on.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <float.h>
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/parsenodes.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/tlist.h"
+#include "parser/parse_coerce.h"
+#include "parser/parsetree.h"
+#include "rewrite/rewriteHandler.h"
+#include "tcop/tcopprot.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/syscache.h"
+#include "utils/tuplestore.h"
+#if PG_VERSION_NUM >= 160000
+#include "parser/parse_relation.h"
+#endif
+
+#include "bingo_tune.h"
+
+PG_FUNCTION_INFO_V1(bt_derive);
+
+/*---- GUC variables ----*/
+
+int			bt_max_include_width = 128;
+
+/*
+ * Define derive()'s setting.  Called from _PG_init however the module is
+ * loaded: derive() works without shared_preload_libraries.
+ */
+void
+bt_derive_define_gucs(void)
+{
+	DefineCustomIntVariable("bingo_tune.max_include_width",
+							"Widest INCLUDE list derive() proposes, in bytes of average column width.",
+							"An index covers the other columns a statement reads from its table "
+							"(so that the plan reads the index alone) only when their average "
+							"widths add up to no more than this.  0 never covers.",
+							&bt_max_include_width,
+							128,
+							0, 2000,
+							PGC_USERSET,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+}
+
+/*---- Tuning constants ----*/
+
+/* plans whose costs differ by less than this fraction are ties */
+#define BTD_TIE			0.01
+/* a set is kept only if it lowers the statement's cost by this fraction */
+#define BTD_MIN_DROP	0.05
+
+#define BTD_NCOLS		9
+
+/*---- Local types ----*/
+
+/* a column predicate against a constant or parameter */
+typedef enum BtdPredKind
+{
+	BTD_EQ,						/* col = value */
+	BTD_IN,						/* col IN (...), col = ANY (...) */
+	BTD_RANGE					/* col <, <=, >, >= value */
+} BtdPredKind;
+
+typedef struct BtdPred
+{
+	BtdPredKind kind;
+	AttrNumber	attno;
+	char	   *text;			/* "movies.year = $1" */
+} BtdPred;
+
+/* one base table of the statement */
+typedef struct BtdRel
+{
+	Index		rti;
+	Oid			relid;
+	Oid			owner;
+	char	   *alias;			/* as the statement names it */
+	char	   *relname;
+	char	   *nspname;
+	Bitmapset  *read;			/* attnums read (user columns) */
+	bool		uncoverable;	/* reads a whole row or a system column */
+	List	   *preds;			/* BtdPred * */
+} BtdRel;
+
+/* an equi-join clause between two base tables */
+typedef struct BtdJoin
+{
+	BtdRel	   *r1;
+	AttrNumber	a1;
+	BtdRel	   *r2;
+	AttrNumber	a2;
+	char	   *text;
+} BtdJoin;
+
+/* one ORDER BY key on a plain column */
+typedef struct BtdSortKey
+{
+	BtdRel	   *rel;
+	AttrNumber	attno;
+	bool		desc;
+	bool		nulls_first;
+	char	   *text;
+} BtdSortKey;
+
+typedef struct BtdCol
+{
+	AttrNumber	attno;
+	bool		desc;
+	bool		nulls_first;
+} BtdCol;
+
+/* one index of a candidate set */
+typedef struct BtdIndex
+{
+	BtdRel	   *rel;
+	int			nkeys;
+	BtdCol		keys[INDEX_MAX_KEYS];
+	List	   *include;		/* attnums (int) */
+	char	   *serves;
+	char	   *why;			/* role; covering is said at the end */
+	char	   *cover_note;		/* what INCLUDE does or why there is none */
+	double		without_it;		/* set's cost without this index (-1 unknown) */
+} BtdIndex;
+
+typedef struct BtdState
+{
+	char	   *sql;
+	char	   *schema;
+	Oid			owner;
+	Query	   *query;			/* rewritten, analysed as the owner */
+	Oid		   *paramtypes;		/* of $1, $2, ... as analysis inferred them */
+	int			nparams;
+	SPIPlanPtr	explain;		/* EXPLAIN of the statement (until SPI_finish) */
+	List	   *rels;			/* BtdRel * */
+	List	   *joins;			/* BtdJoin * */
+	List	   *sort;			/* BtdSortKey *, the usable prefix */
+	char	   *sort_rest;		/* ORDER BY keys after that prefix, or NULL */
+	char	   *limit_text;		/* "LIMIT 100000", or NULL */
+	char	   *hypopg;			/* HypoPG's schema, NULL when absent */
+	List	   *wanted;			/* BtWantedIndex *: what the catalog wants */
+	List	   *self_names;		/* String: catalog rows of this very text */
+	List	   *hypo_oids;		/* hypothetical indexes alive now (Oid) */
+	/* the outcome */
+	List	   *chosen;			/* BtdIndex * */
+	double		cost_before;
+	double		cost_after;		/* -1 for rules */
+	double		best_drop;		/* of the best set, even when not kept */
+} BtdState;
+
+/*---- Function declarations ----*/
+
+static void btd_set_search_path(const char *schema);
+static Query *btd_analyse(BtdState *st);
+static void btd_check_caller(BtdState *st, Query *query);
+static void btd_run_as_owner(BtdState *st);
+static void btd_derive(BtdState *st);
+static void btd_extract(BtdState *st);
+static void btd_walk_jointree(BtdState *st, Node *node);
+static void btd_add_qual(BtdState *st, Node *qual);
+static BtdRel *btd_var_rel(BtdState *st, Node *node, AttrNumber *attno, Oid *type);
+static BtdRel *btd_find_rel(BtdState *st, Index rti);
+static char *btd_col_text(BtdRel *rel, AttrNumber attno);
+static char *btd_value_text(Node *node);
+static void btd_extract_sort(BtdState *st);
+static List *btd_candidate_sets(BtdState *st);
+static BtdIndex *btd_driver_index(BtdState *st, BtdRel *rel, bool by_sort);
+static BtdIndex *btd_inner_index(BtdState *st, BtdRel *rel, List *visited);
+static void btd_cover(BtdIndex *idx);
+static bool btd_has_key(BtdIndex *idx, AttrNumber attno);
+static void btd_add_key(BtdIndex *idx, AttrNumber attno, bool desc, bool nulls_first);
+static BtIndexDef *btd_indexdef(BtdIndex *idx, bool with_include);
+static char *btd_definition(BtdState *st, BtdIndex *idx);
+static bool btd_same_set(List *a, List *b);
+static int	btd_set_width(List *set);
+static double btd_plan_cost(BtdState *st);
+static double btd_cost_set(BtdState *st, List *set);
+static void btd_rank(BtdState *st, List *sets);
+static void btd_share(BtdState *st, List *set, double *cost);
+static char *btd_join_list(List *names);
+static List *btd_rules_pick(BtdState *st, List *sets);
+static char *btd_hypopg_schema(void);
+static List *btd_catalog_wanted(BtdState *st);
+static void btd_hypo_create(BtdState *st, BtdIndex *idx);
+static void btd_hypo_drop_all(BtdState *st);
+static void btd_emit(FunctionCallInfo fcinfo, BtdState *st);
+
+/*
+ * The search_path derive() analyses and plans under: the statement's
+ * schema, then pg_temp (pg_catalog is searched first, implicitly), so that
+ * nothing the caller put on their own path can stand in for a table or a
+ * function.  Saved in the current GUC nest level.
+ *
+ * queryid.c sets a similar path for the watcher; the two are meant to
+ * become one shared helper.
+ */
+static void
+btd_set_search_path(const char *schema)
+{
+	(void) set_config_option("search_path",
+							 psprintf("%s, pg_temp", quote_identifier(schema)),
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+/*
+ * Parse and analyse st->sql under the restricted search_path, as the
+ * current user.  Only a plain SELECT is accepted.
+ */
+static Query *
+btd_analyse(BtdState *st)
+{
+	Query	   *query;
+	Oid		   *paramtypes;
+	int			nparams;
+	int			nestlevel;
+
+	nestlevel = NewGUCNestLevel();
+	btd_set_search_path(st->schema);
+	query = bt_statement_analyse(st->sql, &paramtypes, &nparams);
+	AtEOXact_GUC(true, nestlevel);
+	st->paramtypes = paramtypes;
+	st->nparams = nparams;
+
+	if (query->commandType != CMD_SELECT || query->utilityStmt != NULL ||
+		query->hasModifyingCTE || query->rowMarks != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("derive() works on a SELECT statement"),
+				 errhint("Give the SELECT as the application sends it, with $1, $2, ... for its parameters.")));
+	if (query->setOperations != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("derive() does not handle UNION, INTERSECT or EXCEPT"),
+				 errhint("Derive the index set of each branch on its own.")));
+	return query;
+}
+
+/*
+ * Check the caller may derive for query's tables, and find the role to
+ * plan as: the tables' owner.  Planning as the owner lends the caller the
+ * owner's rights for whatever the planner evaluates, so the caller must
+ * already have them (superuser, or a member of the owner role).
+ */
+static void
+btd_check_caller(BtdState *st, Query *query)
+{
+	ListCell   *lc;
+
+	st->owner = InvalidOid;
+	foreach(lc, query->rtable)
+	{
+		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+		HeapTuple	tup;
+		Form_pg_class cls;
+
+		if (rte->rtekind == RTE_JOIN)
+			continue;
+		if (rte->rtekind != RTE_RELATION)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("derive() works on statements that read tables only"),
+					 errdetail("The statement reads a subquery, a function, a VALUES list or a CTE."),
+					 errhint("Derive the index set of the inner query on its own.")));
+		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rte->relid));
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for relation %u", rte->relid);
+		cls = (Form_pg_class) GETSTRUCT(tup);
+		if (cls->relkind != RELKIND_RELATION && cls->relkind != RELKIND_MATVIEW)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("derive() cannot index \"%s\": it is not a table", NameStr(cls->relname)),
+					 errhint("Give the statement over the tables themselves, not views, partitioned or foreign tables.")));
+		if (!superuser() && !has_privs_of_role(GetUserId(), cls->relowner))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to derive indexes for table \"%s\"", NameStr(cls->relname)),
+					 errdetail("derive() plans the statement as the owner of its tables."),
+					 errhint("Call it as a superuser or as a member of the table's owner role.")));
+		if (OidIsValid(st->owner) && st->owner != cls->relowner)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("the tables of the statement have different owners"),
+					 errdetail("derive() plans the statement as the one owner of its tables."),
+					 errhint("Give the tables one owner, or derive a statement over one owner's tables.")));
+		st->owner = cls->relowner;
+		ReleaseSysCache(tup);
+	}
+	if (!OidIsValid(st->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the statement reads no table"),
+				 errhint("Only the tables a statement reads can be indexed.")));
+}
+
+/*
+ * Run btd_derive() as the tables' owner in a security-restricted
+ * operation, inside a subtransaction.  On error, the hypothetical indexes
+ * made so far are dropped (as the caller) before the error goes on.
+ */
+static void
+btd_run_as_owner(BtdState *st)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	Oid			save_userid;
+	int			save_sec_context;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+
+	PG_TRY();
+	{
+		int			nestlevel;
+
+		GetUserIdAndSecContext(&save_userid, &save_sec_context);
+		SetUserIdAndSecContext(st->owner,
+							   save_sec_context | SECURITY_RESTRICTED_OPERATION);
+		nestlevel = NewGUCNestLevel();
+		btd_set_search_path(st->schema);
+
+		btd_derive(st);
+
+		AtEOXact_GUC(true, nestlevel);
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		/* the abort restores the user, the security context and the GUCs */
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		btd_hypo_drop_all(st);
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * The work itself, as the owner: analyse, rewrite, collect, rank.
+ */
+static void
+btd_derive(BtdState *st)
+{
+	Query	   *query;
+	List	   *rewritten;
+	List	   *sets;
+
+	query = btd_analyse(st);
+	rewritten = QueryRewrite(query);
+	if (list_length(rewritten) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("derive() cannot handle a statement that rules rewrite into several")));
+	st->query = linitial_node(Query, rewritten);
+
+	btd_extract(st);
+	st->cost_before = btd_plan_cost(st);
+	sets = btd_candidate_sets(st);
+
+	if (sets == NIL)
+		return;
+	if (st->hypopg != NULL)
+		btd_rank(st, sets);
+	else
+	{
+		st->chosen = btd_rules_pick(st, sets);
+		st->cost_after = -1;
+	}
+}
+
+/* ---- what the statement reads ---- */
+
+static BtdRel *
+btd_find_rel(BtdState *st, Index rti)
+{
+	ListCell   *lc;
+
+	foreach(lc, st->rels)
+	{
+		BtdRel	   *rel = (BtdRel *) lfirst(lc);
+
+		if (rel->rti == rti)
+			return rel;
+	}
+	return NULL;
+}
+
+/*
+ * If node (under any relabelling) is a column of a base table of the
+ * statement, return that table and set *attno and *type.  A column of a
+ * join (USING, NATURAL) is followed to the table column it stands for.
+ */
+static BtdRel *
+btd_var_rel(BtdState *st, Node *node, AttrNumber *attno, Oid *type)
+{
+	Var		   *var;
+	RangeTblEntry *rte;
+
+	while (node && IsA(node, RelabelType))
+		node = (Node *) ((RelabelType *) node)->arg;
+	if (node == NULL || !IsA(node, Var))
+		return NULL;
+	var = (Var *) node;
+	if (var->varlevelsup != 0 || var->varattno <= 0)
+		return NULL;
+	rte = rt_fetch(var->varno, st->query->rtable);
+	if (rte->rtekind == RTE_JOIN)
+	{
+		if (var->varattno > list_length(rte->joinaliasvars))
+			return NULL;
+		return btd_var_rel(st, list_nth(rte->joinaliasvars, var->varattno - 1),
+						   attno, type);
+	}
+	if (rte->rtekind != RTE_RELATION)
+		return NULL;
+	*attno = var->varattno;
+	*type = var->vartype;
+	return btd_find_rel(st, var->varno);
+}
+
+static char *
+btd_col_text(BtdRel *rel, AttrNumber attno)
+{
+	return psprintf("%s.%s", quote_identifier(rel->alias),
+					quote_identifier(get_attname(rel->relid, attno, false)));
+}
+
+/*
+ * How a value reads in the statement: $n, a constant, a list.
+ */
+static char *
+btd_value_text(Node *node)
+{
+	while (node && IsA(node, RelabelType))
+		node = (Node *) ((RelabelType *) node)->arg;
+	if (node == NULL)
+		return pstrdup("NULL");
+	if (IsA(node, Param) && ((Param *) node)->paramkind == PARAM_EXTERN)
+		return psprintf("$%d", ((Param *) node)->paramid);
+	if (IsA(node, Const))
+	{
+		Const	   *c = (Const *) node;
+		Oid			outfunc;
+		bool		isvarlena;
+		char	   *val;
+
+		if (c->constisnull)
+			return pstrdup("NULL");
+		getTypeOutputInfo(c->consttype, &outfunc, &isvarlena);
+		val = OidOutputFunctionCall(outfunc, c->constvalue);
+		if (TypeCategory(c->consttype) == TYPCATEGORY_NUMERIC)
+			return val;
+		return quote_literal_cstr(val);
+	}
+	if (IsA(node, ArrayExpr))
+	{
+		StringInfoData buf;
+		ListCell   *lc;
+
+		initStringInfo(&buf);
+		foreach(lc, ((ArrayExpr *) node)->elements)
+		{
+			if (buf.len > 0)
+				appendStringInfoString(&buf, ", ");
+			appendStringInfoString(&buf, btd_value_text(lfirst(lc)));
+		}
+		return buf.data;
+	}
+	if (IsA(node, FuncExpr) && ((FuncExpr *) node)->funcformat != COERCE_EXPLICIT_CALL &&
+		list_length(((FuncExpr *) node)->args) >= 1)
+		return btd_value_text(linitial(((FuncExpr *) node)->args));
+	return pstrdup("(expression)");
+}
+
+/*
+ * The btree strategy of opno for a column of type coltype, in the
+ * column's default btree operator family (the one a plain index uses);
+ * 0 when that family does not know the operator.
+ */
+static int
+btd_strategy(Oid opno, Oid coltype)
+{
+	Oid			opclass = GetDefaultOpClass(coltype, BTREE_AM_OID);
+
+	if (!OidIsValid(opclass))
+		return 0;
+	return get_op_opfamily_strategy(opno, get_opclass_family(opclass));
+}
+
+/*
+ * Classify one conjunct of a WHERE or ON clause.  Anything we do not
+ * recognise stays a filter the plan applies; its columns still count as
+ * read (they are in the tables' read sets).
+ */
+static void
+btd_add_qual(BtdState *st, Node *qual)
+{
+	if (qual == NULL)
+		return;
+	if (IsA(qual, List))
+	{
+		ListCell   *lc;
+
+		foreach(lc, (List *) qual)
+			btd_add_qual(st, lfirst(lc));
+		return;
+	}
+	if (is_andclause(qual))
+	{
+		btd_add_qual(st, (Node *) ((BoolExpr *) qual)->args);
+		return;
+	}
+	if (IsA(qual, OpExpr) && list_length(((OpExpr *) qual)->args) == 2)
+	{
+		OpExpr	   *op = (OpExpr *) qual;
+		Node	   *l = linitial(op->args);
+		Node	   *r = lsecond(op->args);
+		AttrNumber	la = 0,
+					ra = 0;
+		Oid			lt = InvalidOid,
+					rtyp = InvalidOid;
+		BtdRel	   *lrel = btd_var_rel(st, l, &la, &lt);
+		BtdRel	   *rrel = btd_var_rel(st, r, &ra, &rtyp);
+		Oid			opno = op->opno;
+
+		if (lrel && rrel)
+		{
+			BtdJoin    *j;
+
+			if (lrel == rrel || btd_strategy(opno, lt) != BTEqualStrategyNumber)
+				return;
+			j = palloc0(sizeof(BtdJoin));
+			j->r1 = lrel;
+			j->a1 = la;
+			j->r2 = rrel;
+			j->a2 = ra;
+			j->text = psprintf("%s = %s", btd_col_text(lrel, la), btd_col_text(rrel, ra));
+			st->joins = lappend(st->joins, j);
+			return;
+		}
+		if (lrel == NULL && rrel != NULL)
+		{
+			/* value op column: read it as column commuted-op value */
+			opno = get_commutator(opno);
+			if (!OidIsValid(opno))
+				return;
+			lrel = rrel;
+			la = ra;
+			lt = rtyp;
+			r = l;
+		}
+		if (lrel != NULL && !contain_var_clause(r) &&
+			!contain_volatile_functions(r))
+		{
+			int			strategy = btd_strategy(opno, lt);
+			BtdPred    *p;
+
+			if (strategy == 0 || strategy > BTMaxStrategyNumber)
+				return;
+			p = palloc0(sizeof(BtdPred));
+			p->kind = strategy == BTEqualStrategyNumber ? BTD_EQ : BTD_RANGE;
+			p->attno = la;
+			p->text = psprintf("%s %s %s", btd_col_text(lrel, la),
+							   get_opname(opno), btd_value_text(r));
+			lrel->preds = lappend(lrel->preds, p);
+		}
+		return;
+	}
+	if (IsA(qual, ScalarArrayOpExpr))
+	{
+		ScalarArrayOpExpr *saop = (ScalarArrayOpExpr *) qual;
+		AttrNumber	attno;
+		Oid			type;
+		BtdRel	   *rel;
+		Node	   *arr;
+
+		if (!saop->useOr || list_length(saop->args) != 2)
+			return;
+		rel = btd_var_rel(st, linitial(saop->args), &attno, &type);
+		arr = lsecond(saop->args);
+		if (rel == NULL || contain_var_clause(arr) || contain_volatile_functions(arr))
+			return;
+		if (btd_strategy(saop->opno, type) == BTEqualStrategyNumber)
+		{
+			BtdPred    *p = palloc0(sizeof(BtdPred));
+
+			p->kind = BTD_IN;
+			p->attno = attno;
+			if (IsA(arr, ArrayExpr))
+				p->text = psprintf("%s IN (%s)", btd_col_text(rel, attno), btd_value_text(arr));
+			else
+				p->text = psprintf("%s = ANY (%s)", btd_col_text(rel, attno), btd_value_text(arr));
+			rel->preds = lappend(rel->preds, p);
+		}
+	}
+}
+
+/*
+ * FROM and ON: inner joins only (their ON clauses are ordinary conditions).
+ */
+static void
+btd_walk_jointree(BtdState *st, Node *node)
+{
+	if (node == NULL || IsA(node, RangeTblRef))
+		return;
+	if (IsA(node, FromExpr))
+	{
+		FromExpr   *f = (FromExpr *) node;
+		ListCell   *lc;
+
+		foreach(lc, f->fromlist)
+			btd_walk_jointree(st, lfirst(lc));
+		btd_add_qual(st, f->quals);
+	}
+	else if (IsA(node, JoinExpr))
+	{
+		JoinExpr   *j = (JoinExpr *) node;
+
+		if (j->jointype != JOIN_INNER)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("derive() handles inner joins only"),
+					 errhint("Write the statement with inner joins, or give its index set by hand.")));
+		btd_walk_jointree(st, j->larg);
+		btd_walk_jointree(st, j->rarg);
+		btd_add_qual(st, j->quals);
+	}
+}
+
+/*
+ * The ORDER BY keys that a plain btree index can produce: a leading run of
+ * plain columns sorted by their type's default ordering.  The rest (an
+ * expression, a COLLATE, USING another operator) is kept as text only.
+ * Nothing applies when the statement groups, aggregates or uses DISTINCT:
+ * then ORDER BY sorts groups, not rows of a table.
+ */
+static void
+btd_extract_sort(BtdState *st)
+{
+	Query	   *q = st->query;
+	ListCell   *lc;
+	StringInfoData rest;
+	bool		usable = true;
+
+	if (q->hasAggs || q->groupClause != NIL || q->distinctClause != NIL ||
+		q->hasWindowFuncs || q->groupingSets != NIL)
+		return;
+	initStringInfo(&rest);
+	foreach(lc, q->sortClause)
+	{
+		SortGroupClause *sgc = lfirst_node(SortGroupClause, lc);
+		TargetEntry *tle = get_sortgroupclause_tle(sgc, q->targetList);
+		AttrNumber	attno = 0;
+		Oid			type = InvalidOid;
+		BtdRel	   *rel = btd_var_rel(st, (Node *) tle->expr, &attno, &type);
+		Oid			opfamily,
+					opcintype;
+		int16		strategy;
+		BtdSortKey *k;
+
+		if (usable && rel != NULL &&
+			get_ordering_op_properties(sgc->sortop, &opfamily, &opcintype, &strategy) &&
+			opfamily == get_opclass_family(GetDefaultOpClass(type, BTREE_AM_OID)))
+		{
+			k = palloc0(sizeof(BtdSortKey));
+			k->rel = rel;
+			k->attno = attno;
+			k->desc = (strategy == BTGreaterStrategyNumber);
+			k->nulls_first = sgc->nulls_first;
+			k->text = btd_col_text(rel, attno);
+			if (k->desc)
+				k->text = psprintf("%s DESC", k->text);
+			if (k->nulls_first != k->desc)
+				k->text = psprintf("%s NULLS %s", k->text, k->nulls_first ? "FIRST" : "LAST");
+			st->sort = lappend(st->sort, k);
+			continue;
+		}
+		usable = false;
+		if (rest.len > 0)
+			appendStringInfoString(&rest, ", ");
+		appendStringInfoString(&rest, rel ? btd_col_text(rel, attno) : "(expression)");
+	}
+	if (rest.len > 0)
+		st->sort_rest = rest.data;
+}
+
+/*
+ * Collect tables, read columns, predicates, joins, ORDER BY and LIMIT.
+ */
+static void
+btd_extract(BtdState *st)
+{
+	Query	   *q = st->query;
+	ListCell   *lc;
+	Index		rti = 0;
+
+	foreach(lc, q->rtable)
+	{
+		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+		BtdRel	   *rel;
+		Bitmapset  *cols;
+		int			x = -1;
+
+		rti++;
+		if (rte->rtekind != RTE_RELATION)
+			continue;
+		rel = palloc0(sizeof(BtdRel));
+		rel->rti = rti;
+		rel->relid = rte->relid;
+		rel->alias = pstrdup(rte->eref->aliasname);
+		rel->relname = get_rel_name(rte->relid);
+		rel->nspname = get_namespace_name(get_rel_namespace(rte->relid));
+#if PG_VERSION_NUM >= 160000
+		cols = getRTEPermissionInfo(q->rteperminfos, rte)->selectedCols;
+#else
+		cols = rte->selectedCols;
+#endif
+		while ((x = bms_next_member(cols, x)) >= 0)
+		{
+			AttrNumber	attno = x + FirstLowInvalidHeapAttributeNumber;
+
+			if (attno > 0)
+				rel->read = bms_add_member(rel->read, attno);
+			else
+				rel->uncoverable = true;
+		}
+		st->rels = lappend(st->rels, rel);
+	}
+
+	btd_walk_jointree(st, (Node *) q->jointree);
+	btd_extract_sort(st);
+	if (q->limitCount != NULL &&
+		!(IsA(q->limitCount, Const) && ((Const *) q->limitCount)->constisnull))
+		st->limit_text = psprintf("LIMIT %s", btd_value_text(q->limitCount));
+}
+
+/* ---- candidate sets ---- */
+
+static bool
+btd_has_key(BtdIndex *idx, AttrNumber attno)
+{
+	for (int i = 0; i < idx->nkeys; i++)
+		if (idx->keys[i].attno == attno)
+			return true;
+	return false;
+}
+
+static void
+btd_add_key(BtdIndex *idx, AttrNumber attno, bool desc, bool nulls_first)
+{
+	if (btd_has_key(idx, attno) || idx->nkeys >= INDEX_MAX_KEYS)
+		return;
+	idx->keys[idx->nkeys].attno = attno;
+	idx->keys[idx->nkeys].desc = desc;
+	idx->keys[idx->nkeys].nulls_first = nulls_first;
+	idx->nkeys++;
+}
+
+/* append to buf the texts of rel's predicates of one kind */
+static void
+btd_append_preds(StringInfo buf, BtdRel *rel, BtdPredKind kind, int max)
+{
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, rel->preds)
+	{
+		BtdPred    *p = (BtdPred *) lfirst(lc);
+
+		if (p->kind != kind || (max > 0 && n >= max))
+			continue;
+		appendStringInfoString(buf, buf->len > 0 ? " AND " : "WHERE ");
+		appendStringInfoString(buf, p->text);
+		n++;
+	}
+}
+
+/* add rel's predicate columns of one kind as keys (at most max, 0 = all) */
+static void
+btd_add_pred_keys(BtdIndex *idx, BtdPredKind kind, int max)
+{
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, idx->rel->preds)
+	{
+		BtdPred    *p = (BtdPred *) lfirst(lc);
+
+		if (p->kind != kind || (max > 0 && n >= max))
+			continue;
+		btd_add_key(idx, p->attno, false, false);
+		n++;
+	}
+}
+
+/* first range column of rel, 0 if none */
+static AttrNumber
+btd_first_range(BtdRel *rel)
+{
+	ListCell   *lc;
+
+	foreach(lc, rel->preds)
+	{
+		BtdPred    *p = (BtdPred *) lfirst(lc);
+
+		if (p->kind == BTD_RANGE)
+			return p->attno;
+	}
+	return 0;
+}
+
+/*
+ * The index of the table that drives the plan.  by_sort: equality columns,
+ * then the leading ORDER BY keys that are rel's columns (keys fixed by an
+ * equality are skipped), then IN and range columns; NULL when the ORDER BY
+ * does not start on rel.  Otherwise: equality, IN, then one range column;
+ * NULL when rel has no predicate.
+ */
+static BtdIndex *
+btd_driver_index(BtdState *st, BtdRel *rel, bool by_sort)
+{
+	BtdIndex   *idx = palloc0(sizeof(BtdIndex));
+	StringInfoData serves;
+	StringInfoData why;
+	AttrNumber	range = btd_first_range(rel);
+	ListCell   *lc;
+
+	idx->rel = rel;
+	idx->without_it = -1;
+	initStringInfo(&serves);
+	initStringInfo(&why);
+	btd_add_pred_keys(idx, BTD_EQ, 0);
+	btd_append_preds(&serves, rel, BTD_EQ, 0);
+
+	if (by_sort)
+	{
+		int			nsort = 0;
+		StringInfoData order;
+		StringInfoData rest;
+
+		initStringInfo(&order);
+		initStringInfo(&rest);
+		foreach(lc, st->sort)
+		{
+			BtdSortKey *k = (BtdSortKey *) lfirst(lc);
+
+			if (rest.len == 0 && k->rel == rel)
+			{
+				if (!btd_has_key(idx, k->attno))
+				{
+					btd_add_key(idx, k->attno, k->desc, k->nulls_first);
+					nsort++;
+				}
+				appendStringInfoString(&order, order.len > 0 ? ", " : "");
+				appendStringInfoString(&order, k->text);
+			}
+			else
+			{
+				appendStringInfoString(&rest, rest.len > 0 ? ", " : "");
+				appendStringInfoString(&rest, k->text);
+			}
+		}
+		if (nsort == 0)
+			return NULL;
+		btd_add_pred_keys(idx, BTD_IN, 0);
+		if (range)
+			btd_add_key(idx, range, false, false);
+		btd_append_preds(&serves, rel, BTD_IN, 0);
+		btd_append_preds(&serves, rel, BTD_RANGE, 1);
+		appendStringInfo(&serves, "%sORDER BY %s", serves.len > 0 ? " " : "", order.data);
+		if (st->limit_text)
+			appendStringInfo(&serves, " %s", st->limit_text);
+		appendStringInfo(&why, "drives ORDER BY %s%s", order.data,
+						 st->limit_text ? ", then LIMIT" : "");
+		if (rest.len > 0 || st->sort_rest)
+			appendStringInfo(&why, "; rows with equal keys are then sorted by %s%s%s",
+							 rest.data, rest.len > 0 && st->sort_rest ? ", " : "",
+							 st->sort_rest ? st->sort_rest : "");
+		if (rel->preds != NIL)
+			appendStringInfoString(&why, ", after the equality columns");
+	}
+	else
+	{
+		if (rel->preds == NIL)
+			return NULL;
+		btd_add_pred_keys(idx, BTD_IN, 0);
+		if (range)
+			btd_add_key(idx, range, false, false);
+		btd_append_preds(&serves, rel, BTD_IN, 0);
+		btd_append_preds(&serves, rel, BTD_RANGE, 1);
+		appendStringInfo(&why, "finds the rows of %s%s", serves.data,
+						 range && idx->nkeys > 1 ? " (equality columns first, the range last)" : "");
+	}
+	if (idx->nkeys == 0)
+		return NULL;
+	idx->serves = serves.data;
+	idx->why = why.data;
+	btd_cover(idx);
+	return idx;
+}
+
+/*
+ * The inner side of a nested loop: rel's equality columns, then its join
+ * columns to the tables already in the plan (visited), then IN and range
+ * columns.  NULL when rel joins none of them and has no predicate.
+ */
+static BtdIndex *
+btd_inner_index(BtdState *st, BtdRel *rel, List *visited)
+{
+	BtdIndex   *idx = palloc0(sizeof(BtdIndex));
+	StringInfoData serves;
+	StringInfoData joins;
+	AttrNumber	range = btd_first_range(rel);
+	ListCell   *lc;
+
+	idx->rel = rel;
+	idx->without_it = -1;
+	initStringInfo(&serves);
+	initStringInfo(&joins);
+	btd_add_pred_keys(idx, BTD_EQ, 0);
+	foreach(lc, st->joins)
+	{
+		BtdJoin    *j = (BtdJoin *) lfirst(lc);
+		AttrNumber	mine;
+
+		if (j->r1 == rel && list_member_ptr(visited, j->r2))
+			mine = j->a1;
+		else if (j->r2 == rel && list_member_ptr(visited, j->r1))
+			mine = j->a2;
+		else
+			continue;
+		btd_add_key(idx, mine, false, false);
+		appendStringInfoString(&joins, joins.len > 0 ? " AND " : "");
+		appendStringInfoString(&joins, j->text);
+	}
+	btd_add_pred_keys(idx, BTD_IN, 0);
+	if (range)
+		btd_add_key(idx, range, false, false);
+	if (idx->nkeys == 0)
+		return NULL;
+	if (joins.len > 0)
+	{
+		appendStringInfo(&serves, "JOIN ON %s", joins.data);
+		idx->why = psprintf("inner side of the join %s", joins.data);
+	}
+	{
+		StringInfoData preds;
+
+		initStringInfo(&preds);
+		btd_append_preds(&preds, rel, BTD_EQ, 0);
+		btd_append_preds(&preds, rel, BTD_IN, 0);
+		btd_append_preds(&preds, rel, BTD_RANGE, 1);
+		if (preds.len > 0)
+		{
+			appendStringInfo(&serves, "%s%s", serves.len > 0 ? " " : "", preds.data);
+			idx->why = idx->why ? psprintf("%s, %s", idx->why, preds.data)
+				: psprintf("finds the rows of %s", preds.data);
+		}
+	}
+	idx->serves = serves.data;
+	btd_cover(idx);
+	return idx;
+}
+
+/*
+ * INCLUDE the other columns the statement reads from the table, so that
+ * the plan can read the index alone, if their average width fits the
+ * budget bingo_tune.max_include_width.
+ */
+static void
+btd_cover(BtdIndex *idx)
+{
+	BtdRel	   *rel = idx->rel;
+	int			x = -1;
+	int			width = 0;
+	int			nread = bms_num_members(rel->read);
+	List	   *include = NIL;
+
+	while ((x = bms_next_member(rel->read, x)) >= 0)
+	{
+		Oid			typid;
+		int32		typmod;
+		Oid			collid;
+		int32		w;
+
+		if (btd_has_key(idx, (AttrNumber) x))
+			continue;
+		get_atttypetypmodcoll(rel->relid, (AttrNumber) x, &typid, &typmod, &collid);
+		w = get_attavgwidth(rel->relid, (AttrNumber) x);
+		if (w <= 0)
+			w = get_typavgwidth(typid, typmod);
+		width += w;
+		include = lappend_int(include, x);
+	}
+	if (rel->uncoverable)
+		idx->cover_note = psprintf("does not cover %s: the statement reads a whole row or a system column",
+								   quote_identifier(rel->alias));
+	else if (include == NIL)
+		idx->cover_note = psprintf("covers the %d column%s read from %s", nread,
+								   nread == 1 ? "" : "s", quote_identifier(rel->alias));
+	else if (width <= bt_max_include_width)
+	{
+		idx->include = include;
+		idx->cover_note = psprintf("covers the %d column%s read from %s (INCLUDE: %d bytes on average)",
+								   nread, nread == 1 ? "" : "s",
+								   quote_identifier(rel->alias), width);
+	}
+	else
+		idx->cover_note = psprintf("does not cover %s: the %d other columns read average %d bytes, over bingo_tune.max_include_width (%d)",
+								   quote_identifier(rel->alias), list_length(include),
+								   width, bt_max_include_width);
+}
+
+/*
+ * Candidate sets: each table as the driving one (by ORDER BY, by its
+ * predicates), the others reached through the joins as inner sides; and
+ * every table's predicate index alone.
+ */
+static List *
+btd_candidate_sets(BtdState *st)
+{
+	List	   *sets = NIL;
+	List	   *filters = NIL;
+	ListCell   *lc;
+
+	foreach(lc, st->rels)
+	{
+		BtdRel	   *driver = (BtdRel *) lfirst(lc);
+
+		for (int by_sort = 1; by_sort >= 0; by_sort--)
+		{
+			BtdIndex   *first = btd_driver_index(st, driver, by_sort);
+			List	   *set = NIL;
+			List	   *visited = list_make1(driver);
+			bool		grew = true;
+			ListCell   *lc2;
+
+			if (first == NULL && !by_sort)
+				continue;		/* same as by_sort without a driver index */
+			if (first)
+				set = lappend(set, first);
+			/* breadth first over the join graph */
+			while (grew)
+			{
+				List	   *next = NIL;
+
+				grew = false;
+				foreach(lc2, st->joins)
+				{
+					BtdJoin    *j = (BtdJoin *) lfirst(lc2);
+					BtdRel	   *other = NULL;
+
+					if (list_member_ptr(visited, j->r1) && !list_member_ptr(visited, j->r2))
+						other = j->r2;
+					else if (list_member_ptr(visited, j->r2) && !list_member_ptr(visited, j->r1))
+						other = j->r1;
+					if (other && !list_member_ptr(next, other))
+						next = lappend(next, other);
+				}
+				foreach(lc2, next)
+				{
+					BtdIndex   *inner = btd_inner_index(st, (BtdRel *) lfirst(lc2), visited);
+
+					if (inner)
+						set = lappend(set, inner);
+				}
+				if (next != NIL)
+				{
+					visited = list_concat(visited, next);
+					grew = true;
+				}
+			}
+			/* tables no join reaches: their predicates */
+			foreach(lc2, st->rels)
+			{
+				BtdRel	   *r = (BtdRel *) lfirst(lc2);
+				BtdIndex   *f;
+
+				if (list_member_ptr(visited, r))
+					continue;
+				f = btd_driver_index(st, r, false);
+				if (f)
+					set = lappend(set, f);
+			}
+			if (first && list_length(st->rels) > 1)
+				first->why = psprintf("%s; %s drives the plan", first->why,
+									  quote_identifier(driver->alias));
+			if (set != NIL)
+				sets = lappend(sets, set);
+		}
+		{
+			BtdIndex   *f = btd_driver_index(st, driver, false);
+
+			if (f)
+				filters = lappend(filters, f);
+		}
+	}
+	if (filters != NIL)
+		sets = lappend(sets, filters);
+
+	/* drop duplicates */
+	{
+		List	   *unique = NIL;
+
+		foreach(lc, sets)
+		{
+			List	   *set = (List *) lfirst(lc);
+			ListCell   *lc2;
+			bool		dup = false;
+
+			foreach(lc2, unique)
+				if (btd_same_set(set, (List *) lfirst(lc2)))
+					dup = true;
+			if (!dup)
+				unique = lappend(unique, set);
+		}
+		sets = unique;
+	}
+	return sets;
+}
+
+/* the index as a catalog definition */
+static BtIndexDef *
+btd_indexdef(BtdIndex *idx, bool with_include)
+{
+	BtIndexDef *def = palloc0(sizeof(BtIndexDef));
+	ListCell   *lc;
+	int			i = 0;
+
+	def->schema = idx->rel->nspname;
+	def->table = idx->rel->relname;
+	def->nkeys = idx->nkeys;
+	def->keys = palloc(sizeof(char *) * idx->nkeys);
+	def->desc = palloc(sizeof(bool) * idx->nkeys);
+	def->nulls_first = palloc(sizeof(bool) * idx->nkeys);
+	for (i = 0; i < idx->nkeys; i++)
+	{
+		def->keys[i] = get_attname(idx->rel->relid, idx->keys[i].attno, false);
+		def->desc[i] = idx->keys[i].desc;
+		def->nulls_first[i] = idx->keys[i].nulls_first;
+	}
+	if (with_include && idx->include != NIL)
+	{
+		def->ninclude = list_length(idx->include);
+		def->include = palloc(sizeof(char *) * def->ninclude);
+		i = 0;
+		foreach(lc, idx->include)
+			def->include[i++] = get_attname(idx->rel->relid, (AttrNumber) lfirst_int(lc), false);
+	}
+	return def;
+}
+
+/*
+ * The definition in the catalog's grammar; the table is left unqualified
+ * when it lives in the schema derive() was given, as the catalog's own
+ * rows are written.
+ */
+static char *
+btd_definition(BtdState *st, BtdIndex *idx)
+{
+	BtIndexDef *def = btd_indexdef(idx, true);
+	char	   *canonical = bt_indexdef_canonical(def);
+
+	if (strcmp(def->schema, st->schema) == 0)
+		return psprintf("%s %s", quote_identifier(def->table),
+						canonical + strlen(bt_indexdef_qualified_table(def)) + 1);
+	return canonical;
+}
+
+static char *
+btd_canonical(BtdIndex *idx)
+{
+	return bt_indexdef_canonical(btd_indexdef(idx, true));
+}
+
+static bool
+btd_same_set(List *a, List *b)
+{
+	ListCell   *lc;
+
+	if (list_length(a) != list_length(b))
+		return false;
+	foreach(lc, a)
+	{
+		char	   *def = btd_canonical((BtdIndex *) lfirst(lc));
+		ListCell   *lc2;
+		bool		found = false;
+
+		foreach(lc2, b)
+			if (strcmp(def, btd_canonical((BtdIndex *) lfirst(lc2))) == 0)
+				found = true;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+/* columns in a set: the smaller set wins a tie */
+static int
+btd_set_width(List *set)
+{
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, set)
+	{
+		BtdIndex   *idx = (BtdIndex *) lfirst(lc);
+
+		n += 100 + 10 * idx->nkeys + list_length(idx->include);
+	}
+	return n;
+}
+
+/* ---- ranking by the planner ---- */
+
+/*
+ * The planner's estimated total cost of the statement with the indexes
+ * that exist now, real and hypothetical.  HypoPG shows its indexes to the
+ * planner only under EXPLAIN, so the statement is planned by EXPLAIN
+ * through SPI.  Its $n are declared with the types analysis gave them but
+ * get no values: a generic plan, as for a prepared statement whose
+ * parameter values are not known.
+ */
+static double
+btd_plan_cost(BtdState *st)
+{
+	SPIExecuteOptions options;
+	char	   *json;
+	char	   *at;
+
+	if (st->explain == NULL)
+	{
+		st->explain = SPI_prepare(psprintf("EXPLAIN (FORMAT JSON, COSTS) %s", st->sql),
+								  st->nparams, st->paramtypes);
+		if (st->explain == NULL)
+			elog(ERROR, "SPI_prepare of EXPLAIN failed: %s",
+				 SPI_result_code_string(SPI_result));
+	}
+	memset(&options, 0, sizeof(options));
+	options.read_only = false;
+	if (SPI_execute_plan_extended(st->explain, &options) != SPI_OK_UTILITY ||
+		SPI_processed < 1)
+		elog(ERROR, "EXPLAIN of the statement returned nothing");
+	json = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	SPI_freetuptable(SPI_tuptable);
+	/* the top plan node's own "Total Cost" comes before its sub-plans */
+	at = json ? strstr(json, "\"Total Cost\":") : NULL;
+	if (at == NULL)
+		elog(ERROR, "EXPLAIN output has no total cost");
+	return strtod(at + strlen("\"Total Cost\":"), NULL);
+}
+
+static double
+btd_cost_set(BtdState *st, List *set)
+{
+	ListCell   *lc;
+	double		cost;
+
+	foreach(lc, set)
+		btd_hypo_create(st, (BtdIndex *) lfirst(lc));
+	cost = btd_plan_cost(st);
+	btd_hypo_drop_all(st);
+	return cost;
+}
+
+static bool
+btd_cheaper(double a, double b)
+{
+	return a < b * (1.0 - BTD_TIE);
+}
+
+/*
+ * Cost every set, keep the cheapest (a tie goes to the smaller set), then
+ * drop the indexes its plan does not need, and widen an index to one the
+ * catalog already wants where that costs nothing (btd_share).
+ *
+ * INCLUDE lists are not pruned: the planner prices the heap visits of a
+ * nested loop's inner side, or of a LIMIT, lightly against an index-only
+ * scan, and what covering costs is bounded by bingo_tune.max_include_width.
+ */
+static void
+btd_rank(BtdState *st, List *sets)
+{
+	ListCell   *lc;
+	List	   *best = NIL;
+	double		best_cost = DBL_MAX;
+
+	foreach(lc, sets)
+	{
+		List	   *set = (List *) lfirst(lc);
+		double		cost = btd_cost_set(st, set);
+
+		if (message_level_is_interesting(DEBUG1))
+		{
+			StringInfoData buf;
+			ListCell   *lc2;
+
+			initStringInfo(&buf);
+			foreach(lc2, set)
+				appendStringInfo(&buf, "%s%s", buf.len > 0 ? "; " : "",
+								 btd_canonical((BtdIndex *) lfirst(lc2)));
+			elog(DEBUG1, "bingo_tune derive: cost %.2f with %s", cost, buf.data);
+		}
+		if (best == NIL || btd_cheaper(cost, best_cost) ||
+			(!btd_cheaper(best_cost, cost) && btd_set_width(set) < btd_set_width(best)))
+		{
+			best = set;
+			best_cost = cost;
+		}
+	}
+
+	/* an index the plan does not need goes */
+	foreach(lc, best)
+	{
+		BtdIndex   *idx = (BtdIndex *) lfirst(lc);
+		List	   *without = list_copy(best);
+		double		cost;
+
+		without = list_delete_ptr(without, idx);
+		cost = without != NIL ? btd_cost_set(st, without) : st->cost_before;
+		if (!btd_cheaper(best_cost, cost))
+		{
+			best = foreach_delete_current(best, lc);
+			best_cost = Min(best_cost, cost);
+		}
+		else
+			idx->without_it = cost;
+	}
+	btd_share(st, best, &best_cost);
+
+	st->best_drop = best != NIL && st->cost_before > 0 ?
+		(st->cost_before - best_cost) / st->cost_before : 0;
+	if (best == NIL || st->best_drop < BTD_MIN_DROP)
+		return;
+	st->chosen = best;
+	st->cost_after = best_cost;
+}
+
+/*
+ * Where the catalog already wants an index on the same table whose keys
+ * start with ours (same directions) and which has every column ours has,
+ * use that one instead, if the plan costs no more with it: one index then
+ * serves both statements (the session list's movies index is the movie
+ * list's).  An identical one is only noted.
+ */
+static void
+btd_share(BtdState *st, List *set, double *cost)
+{
+	ListCell   *lc;
+
+	foreach(lc, set)
+	{
+		BtdIndex   *idx = (BtdIndex *) lfirst(lc);
+		ListCell   *lc2;
+
+		foreach(lc2, st->wanted)
+		{
+			BtWantedIndex *w = (BtWantedIndex *) lfirst(lc2);
+			BtIndexDef *def = w->def;
+			BtdIndex   *wide;
+			bool		fits = true;
+			int			x;
+			double		wide_cost;
+			List	   *cols = NIL;
+			List	   *others = NIL;
+			ListCell   *lc3;
+
+			if (strcmp(def->schema, idx->rel->nspname) != 0 ||
+				strcmp(def->table, idx->rel->relname) != 0 ||
+				def->nkeys < idx->nkeys || def->nkeys > INDEX_MAX_KEYS)
+				continue;
+			wide = palloc0(sizeof(BtdIndex));
+			memcpy(wide, idx, sizeof(BtdIndex));
+			wide->include = NIL;
+			for (x = 0; x < def->nkeys && fits; x++)
+			{
+				AttrNumber	attno = get_attnum(idx->rel->relid, def->keys[x]);
+
+				wide->keys[x].attno = attno;
+				wide->keys[x].desc = def->desc[x];
+				wide->keys[x].nulls_first = def->nulls_first[x];
+				cols = lappend_int(cols, attno);
+				if (attno == InvalidAttrNumber ||
+					(x < idx->nkeys && (attno != idx->keys[x].attno ||
+										def->desc[x] != idx->keys[x].desc ||
+										def->nulls_first[x] != idx->keys[x].nulls_first)))
+					fits = false;
+			}
+			wide->nkeys = def->nkeys;
+			for (x = 0; x < def->ninclude && fits; x++)
+			{
+				AttrNumber	attno = get_attnum(idx->rel->relid, def->include[x]);
+
+				if (attno == InvalidAttrNumber)
+					fits = false;
+				wide->include = lappend_int(wide->include, attno);
+				cols = lappend_int(cols, attno);
+			}
+			foreach(lc3, idx->include)
+				if (!list_member_int(cols, lfirst_int(lc3)))
+					fits = false;
+			if (!fits)
+				continue;
+			/* the statement's own catalog row is not a reason */
+			foreach(lc3, w->statements)
+				if (!list_member(st->self_names, makeString(lfirst(lc3))))
+					others = lappend(others, lfirst(lc3));
+			if (others == NIL)
+				continue;
+			if (def->nkeys == idx->nkeys &&
+				list_length(cols) == idx->nkeys + list_length(idx->include))
+			{
+				/* the same columns: the same index */
+				idx->why = psprintf("%s; the catalog wants it for %s too", idx->why,
+									btd_join_list(others));
+				break;
+			}
+			lfirst(lc) = wide;
+			wide_cost = btd_cost_set(st, set);
+			if (btd_cheaper(*cost, wide_cost))
+			{
+				lfirst(lc) = idx;
+				continue;
+			}
+			*cost = Min(*cost, wide_cost);
+			wide->why = psprintf("%s; widened to the index the catalog wants for %s, so that one index serves both",
+								 idx->why, btd_join_list(others));
+			wide->cover_note = idx->include != NIL || strncmp(idx->cover_note, "covers", 6) == 0 ?
+				psprintf("covers the %d columns read from %s",
+						 bms_num_members(idx->rel->read), quote_identifier(idx->rel->alias)) :
+				idx->cover_note;
+			break;
+		}
+	}
+}
+
+/* "a, b" from a List of C strings */
+static char *
+btd_join_list(List *names)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, names)
+		appendStringInfo(&buf, "%s%s", buf.len > 0 ? ", " : "", (char *) lfirst(lc));
+	return buf.data;
+}
+
+/*
+ * Without hypothetical indexes, the rules alone: the set driven by the
+ * table of the first ORDER BY key, else the one driven by the table with
+ * the most predicates (sets come in the order btd_candidate_sets makes
+ * them: per table, by ORDER BY first).
+ */
+static List *
+btd_rules_pick(BtdState *st, List *sets)
+{
+	BtdRel	   *driver = NULL;
+	ListCell   *lc;
+	int			most = 0;
+
+	if (st->sort != NIL)
+		driver = ((BtdSortKey *) linitial(st->sort))->rel;
+	else
+		foreach(lc, st->rels)
+		{
+			BtdRel	   *rel = (BtdRel *) lfirst(lc);
+
+			if (list_length(rel->preds) > most)
+			{
+				most = list_length(rel->preds);
+				driver = rel;
+			}
+		}
+	foreach(lc, sets)
+	{
+		List	   *set = (List *) lfirst(lc);
+
+		if (driver == NULL || ((BtdIndex *) linitial(set))->rel == driver)
+			return set;
+	}
+	return (List *) linitial(sets);
+}
+
+/*
+ * The indexes the watch catalog wants, read as the caller (the tables'
+ * owner may not read the catalog); NIL when the caller may not read it.
+ * Also notes the names of the catalog rows whose text is this statement's,
+ * which btd_share() does not count.
+ */
+static List *
+btd_catalog_wanted(BtdState *st)
+{
+	Oid			nsp = get_namespace_oid(BT_SCHEMA, true);
+	Oid			watch = OidIsValid(nsp) ? get_relname_relid("watch", nsp) : InvalidOid;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+
+	if (!OidIsValid(watch) ||
+		pg_class_aclcheck(watch, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		return NIL;
+	values[0] = CStringGetTextDatum(st->sql);
+	if (SPI_execute_with_args("SELECT name FROM bingo_tune.watch WHERE statement = $1",
+							  1, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read bingo_tune.watch");
+	for (uint64 row = 0; row < SPI_processed; row++)
+		st->self_names = lappend(st->self_names,
+								 makeString(SPI_getvalue(SPI_tuptable->vals[row],
+														 SPI_tuptable->tupdesc, 1)));
+	SPI_freetuptable(SPI_tuptable);
+	return bt_catalog_wanted_indexes(NULL);
+}
+
+/* ---- HypoPG ---- */
+
+/* the schema HypoPG is installed in here, NULL if it is not */
+static char *
+btd_hypopg_schema(void)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	char	   *schema = NULL;
+
+	if (!OidIsValid(get_extension_oid("hypopg", true)))
+		return NULL;
+	values[0] = CStringGetTextDatum("hypopg");
+	if (SPI_execute_with_args("SELECT n.nspname::text FROM pg_catalog.pg_extension e "
+							  "JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace "
+							  "WHERE e.extname = $1",
+							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up the schema of extension hypopg");
+	if (SPI_processed == 1)
+		schema = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	SPI_freetuptable(SPI_tuptable);
+	return schema;
+}
+
+static void
+btd_hypo_create(BtdState *st, BtdIndex *idx)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	bool		isnull;
+	Datum		oid;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	values[0] = CStringGetTextDatum(psprintf("CREATE INDEX ON %s",
+											 bt_indexdef_canonical(btd_indexdef(idx, true))));
+	if (SPI_execute_with_args(psprintf("SELECT indexrelid FROM %s.hypopg_create_index($1)",
+									   quote_identifier(st->hypopg)),
+							  1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("HypoPG did not create a hypothetical index for \"%s\"",
+						btd_canonical(idx))));
+	oid = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	SPI_freetuptable(SPI_tuptable);
+	MemoryContextSwitchTo(cxt);
+	st->hypo_oids = lappend_oid(st->hypo_oids, DatumGetObjectId(oid));
+}
+
+static void
+btd_hypo_drop_all(BtdState *st)
+{
+	ListCell   *lc;
+
+	foreach(lc, st->hypo_oids)
+	{
+		Oid			argtypes[1] = {OIDOID};
+		Datum		values[1];
+
+		values[0] = ObjectIdGetDatum(lfirst_oid(lc));
+		(void) SPI_execute_with_args(psprintf("SELECT %s.hypopg_drop_index($1)",
+											  quote_identifier(st->hypopg)),
+									 1, argtypes, values, NULL, false, 1);
+		SPI_freetuptable(SPI_tuptable);
+	}
+	list_free(st->hypo_oids);
+	st->hypo_oids = NIL;
+}
+
+/* ---- the result ---- */
+
+static void
+btd_emit(FunctionCallInfo fcinfo, BtdState *st)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ListCell   *lc;
+
+	foreach(lc, st->chosen)
+	{
+		BtdIndex   *idx = (BtdIndex *) lfirst(lc);
+		Datum		values[BTD_NCOLS];
+		bool		nulls[BTD_NCOLS];
+		Oid			relid,
+					found;
+		int			i = 0;
+
+		memset(nulls, 0, sizeof(nulls));
+		values[i++] = CStringGetTextDatum(btd_definition(st, idx));
+		values[i++] = CStringGetTextDatum(idx->serves);
+		values[i++] = CStringGetTextDatum(psprintf("%s; %s", idx->why, idx->cover_note));
+		values[i++] = CStringGetTextDatum(bt_index_state_name(bt_index_state(btd_indexdef(idx, true),
+																			 &relid, &found)));
+		values[i++] = CStringGetTextDatum(st->hypopg ? "hypopg" : "rules");
+		values[i++] = Float8GetDatum(st->cost_before);
+		if (st->cost_after >= 0)
+		{
+			values[i++] = Float8GetDatum(st->cost_after);
+			values[i++] = Float8GetDatum(round(1000.0 * st->best_drop) / 10.0);
+		}
+		else
+		{
+			nulls[i++] = true;
+			nulls[i++] = true;
+		}
+		if (idx->without_it >= 0)
+			values[i++] = Float8GetDatum(idx->without_it);
+		else
+			nulls[i++] = true;
+		Assert(i == BTD_NCOLS);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+}
+
+/*
+ * derive(statement text, schema name) returns setof (definition, serves,
+ * why, state, ranked_by, cost_before, cost_after, cost_drop_pct,
+ * cost_without_it)
+ */
+Datum
+bt_derive(PG_FUNCTION_ARGS)
+{
+	BtdState	st;
+
+	memset(&st, 0, sizeof(st));
+	st.sql = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	st.schema = pstrdup(NameStr(*PG_GETARG_NAME(1)));
+	st.cost_after = -1;
+
+	bt_init_srf(fcinfo);
+	btd_check_caller(&st, btd_analyse(&st));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	st.hypopg = btd_hypopg_schema();
+	st.wanted = btd_catalog_wanted(&st);
+	btd_run_as_owner(&st);
+
+	if (st.chosen == NIL)
+	{
+		if (st.best_drop > 0 || st.hypopg == NULL)
+			ereport(NOTICE,
+					(errmsg("no index set lowers the planner's cost of this statement by %d %% or more",
+							(int) (BTD_MIN_DROP * 100)),
+					 errdetail("The best set found lowers it by %.1f %%.", 100.0 * st.best_drop)));
+		else
+			ereport(NOTICE,
+					(errmsg("no index set lowers the planner's cost of this statement"),
+					 errdetail("Its plan costs %.0f without new indexes.", st.cost_before)));
+	}
+	btd_emit(fcinfo, &st);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
