@@ -24,7 +24,7 @@ EXTENSION = bingo_tune
 DATA = bingo_tune--1.0.sql
 PGFILEDESC = "bingo_tune - keep bingo's statements within their latency budgets"
 
-REGRESS = catalog advise apply plans report
+REGRESS = catalog advise derive apply plans report
 REGRESS_OPTS = --temp-instance=./tmp_regress --temp-config=$(srcdir)/regress.conf
 
 # -Wextra on top of PostgreSQL's own warnings.  Its unused-parameter and

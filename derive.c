@@ -230,19 +230,27 @@ static BtdRel *btd_var_rel(BtdState *st, Node *node, AttrNumber *attno, Oid *typ
 static BtdRel *btd_find_rel(BtdState *st, Index rti);
 static char *btd_col_text(BtdRel *rel, AttrNumber attno);
 static char *btd_value_text(Node *node);
+static int	btd_strategy(Oid opno, Oid coltype);
 static void btd_extract_sort(BtdState *st);
 static List *btd_candidate_sets(BtdState *st);
 static BtdIndex *btd_driver_index(BtdState *st, BtdRel *rel, bool by_sort);
 static BtdIndex *btd_inner_index(BtdState *st, BtdRel *rel, List *visited);
+static void btd_append_preds(StringInfo buf, BtdRel *rel, BtdPredKind kind,
+							 AttrNumber only_attno);
+static void btd_add_pred_keys(BtdIndex *idx, BtdPredKind kind, int max);
+static AttrNumber btd_first_range(BtdRel *rel);
+static int	btd_width(BtdRel *rel, AttrNumber attno);
 static void btd_cover(BtdIndex *idx);
 static bool btd_has_key(BtdIndex *idx, AttrNumber attno);
 static void btd_add_key(BtdIndex *idx, AttrNumber attno, bool desc, bool nulls_first);
 static BtIndexDef *btd_indexdef(BtdIndex *idx, bool with_include);
 static char *btd_definition(BtdState *st, BtdIndex *idx);
+static char *btd_canonical(BtdIndex *idx);
 static bool btd_same_set(List *a, List *b);
 static int	btd_set_width(List *set);
 static double btd_plan_cost(BtdState *st);
 static double btd_cost_set(BtdState *st, List *set);
+static bool btd_cheaper(double a, double b);
 static void btd_rank(BtdState *st, List *sets);
 static void btd_share(BtdState *st, List *set, double *cost);
 static char *btd_join_list(List *names);
@@ -834,22 +842,23 @@ btd_add_key(BtdIndex *idx, AttrNumber attno, bool desc, bool nulls_first)
 	idx->nkeys++;
 }
 
-/* append to buf the texts of rel's predicates of one kind */
+/*
+ * Append to buf the texts of rel's predicates of one kind; only those on
+ * column only_attno unless that is 0.
+ */
 static void
-btd_append_preds(StringInfo buf, BtdRel *rel, BtdPredKind kind, int max)
+btd_append_preds(StringInfo buf, BtdRel *rel, BtdPredKind kind, AttrNumber only_attno)
 {
 	ListCell   *lc;
-	int			n = 0;
 
 	foreach(lc, rel->preds)
 	{
 		BtdPred    *p = (BtdPred *) lfirst(lc);
 
-		if (p->kind != kind || (max > 0 && n >= max))
+		if (p->kind != kind || (only_attno != 0 && p->attno != only_attno))
 			continue;
 		appendStringInfoString(buf, buf->len > 0 ? " AND " : "WHERE ");
 		appendStringInfoString(buf, p->text);
-		n++;
 	}
 }
 
@@ -944,7 +953,7 @@ btd_driver_index(BtdState *st, BtdRel *rel, bool by_sort)
 		if (range)
 			btd_add_key(idx, range, false, false);
 		btd_append_preds(&serves, rel, BTD_IN, 0);
-		btd_append_preds(&serves, rel, BTD_RANGE, 1);
+		btd_append_preds(&serves, rel, BTD_RANGE, range);
 		appendStringInfo(&serves, "%sORDER BY %s", serves.len > 0 ? " " : "", order.data);
 		if (st->limit_text)
 			appendStringInfo(&serves, " %s", st->limit_text);
@@ -965,7 +974,7 @@ btd_driver_index(BtdState *st, BtdRel *rel, bool by_sort)
 		if (range)
 			btd_add_key(idx, range, false, false);
 		btd_append_preds(&serves, rel, BTD_IN, 0);
-		btd_append_preds(&serves, rel, BTD_RANGE, 1);
+		btd_append_preds(&serves, rel, BTD_RANGE, range);
 		appendStringInfo(&why, "finds the rows of %s%s", serves.data,
 						 range && idx->nkeys > 1 ? " (equality columns first, the range last)" : "");
 	}
@@ -1027,7 +1036,7 @@ btd_inner_index(BtdState *st, BtdRel *rel, List *visited)
 		initStringInfo(&preds);
 		btd_append_preds(&preds, rel, BTD_EQ, 0);
 		btd_append_preds(&preds, rel, BTD_IN, 0);
-		btd_append_preds(&preds, rel, BTD_RANGE, 1);
+		btd_append_preds(&preds, rel, BTD_RANGE, range);
 		if (preds.len > 0)
 		{
 			appendStringInfo(&serves, "%s%s", serves.len > 0 ? " " : "", preds.data);
@@ -1038,6 +1047,21 @@ btd_inner_index(BtdState *st, BtdRel *rel, List *visited)
 	idx->serves = serves.data;
 	btd_cover(idx);
 	return idx;
+}
+
+/* average width of a column: from the statistics, else from its type */
+static int
+btd_width(BtdRel *rel, AttrNumber attno)
+{
+	Oid			typid;
+	int32		typmod;
+	Oid			collid;
+	int32		w = get_attavgwidth(rel->relid, attno);
+
+	if (w > 0)
+		return w;
+	get_atttypetypmodcoll(rel->relid, attno, &typid, &typmod, &collid);
+	return get_typavgwidth(typid, typmod);
 }
 
 /*
@@ -1056,18 +1080,9 @@ btd_cover(BtdIndex *idx)
 
 	while ((x = bms_next_member(rel->read, x)) >= 0)
 	{
-		Oid			typid;
-		int32		typmod;
-		Oid			collid;
-		int32		w;
-
 		if (btd_has_key(idx, (AttrNumber) x))
 			continue;
-		get_atttypetypmodcoll(rel->relid, (AttrNumber) x, &typid, &typmod, &collid);
-		w = get_attavgwidth(rel->relid, (AttrNumber) x);
-		if (w <= 0)
-			w = get_typavgwidth(typid, typmod);
-		width += w;
+		width += btd_width(rel, (AttrNumber) x);
 		include = lappend_int(include, x);
 	}
 	if (rel->uncoverable)
@@ -1084,8 +1099,9 @@ btd_cover(BtdIndex *idx)
 								   quote_identifier(rel->alias), width);
 	}
 	else
-		idx->cover_note = psprintf("does not cover %s: the %d other columns read average %d bytes, over bingo_tune.max_include_width (%d)",
+		idx->cover_note = psprintf("does not cover %s: the %d other column%s read average %d bytes, over bingo_tune.max_include_width (%d)",
 								   quote_identifier(rel->alias), list_length(include),
+								   list_length(include) == 1 ? "" : "s",
 								   width, bt_max_include_width);
 }
 
@@ -1441,6 +1457,7 @@ btd_share(BtdState *st, List *set, double *cost)
 			double		wide_cost;
 			List	   *cols = NIL;
 			List	   *others = NIL;
+			int			width = 0;
 			ListCell   *lc3;
 
 			if (strcmp(def->schema, idx->rel->nspname) != 0 ||
@@ -1471,9 +1488,14 @@ btd_share(BtdState *st, List *set, double *cost)
 
 				if (attno == InvalidAttrNumber)
 					fits = false;
+				else
+					width += btd_width(idx->rel, attno);
 				wide->include = lappend_int(wide->include, attno);
 				cols = lappend_int(cols, attno);
 			}
+			/* never wider than the covering budget allows */
+			if (width > bt_max_include_width)
+				fits = false;
 			foreach(lc3, idx->include)
 				if (!list_member_int(cols, lfirst_int(lc3)))
 					fits = false;
@@ -1504,8 +1526,10 @@ btd_share(BtdState *st, List *set, double *cost)
 			wide->why = psprintf("%s; widened to the index the catalog wants for %s, so that one index serves both",
 								 idx->why, btd_join_list(others));
 			wide->cover_note = idx->include != NIL || strncmp(idx->cover_note, "covers", 6) == 0 ?
-				psprintf("covers the %d columns read from %s",
-						 bms_num_members(idx->rel->read), quote_identifier(idx->rel->alias)) :
+				psprintf("covers the %d column%s read from %s",
+						 bms_num_members(idx->rel->read),
+						 bms_num_members(idx->rel->read) == 1 ? "" : "s",
+						 quote_identifier(idx->rel->alias)) :
 				idx->cover_note;
 			break;
 		}

@@ -29,7 +29,7 @@ SELECT relname FROM pg_class WHERE relname = 'leftover';
 SELECT table_name, index_name, state FROM bingo_tune.advise();
 SELECT indexrelid::regclass AS index, pg_get_indexdef(indexrelid)
 FROM pg_index WHERE indrelid IN ('movies'::regclass, 'customers'::regclass, 'sessions'::regclass)
-ORDER BY 1::text;
+ORDER BY indexrelid::regclass::text;
 
 -- a second run does nothing
 CALL bingo_tune.apply();
