@@ -23,15 +23,19 @@
  * long as their average width stays within bingo_tune.max_include_width.
  *
  * The planner ranks the sets: with HypoPG installed in the database, each
- * set is created as hypothetical indexes (hypopg_create_index through SPI),
- * the statement is planned (a generic plan, as for a prepared statement
- * whose parameters are not known yet), and the cheapest plan wins; costs
- * within BTD_TIE of each other are ties, won by the smaller set.  The
- * winner is then pruned: an index, or an INCLUDE list, that the plan does
- * not need (the cost rises by less than BTD_TIE without it) goes.  The set
- * is kept only if it lowers the statement's cost by at least BTD_MIN_DROP.
- * Without HypoPG the rules alone choose (ranked_by = 'rules'): the table of
- * the first ORDER BY key drives, else the one with the most predicates.
+ * set is created as hypothetical indexes (hypopg_create_index through SPI)
+ * and the statement is planned by EXPLAIN through SPI (HypoPG shows its
+ * indexes to EXPLAIN only): a generic plan, as for a prepared statement
+ * whose parameters are not known yet.  The cheapest plan wins; costs within
+ * BTD_TIE of each other are ties, won by the smaller set.  An index of the
+ * winner that its plan does not need (the cost rises by less than BTD_TIE
+ * without it) goes; INCLUDE lists are kept (see btd_rank).  Where the watch
+ * catalog already wants a wider index that serves as well, the derived one
+ * is widened to it (btd_share), so that one index serves both statements.
+ * The set is kept only if it lowers the statement's cost by at least
+ * BTD_MIN_DROP.  Without HypoPG the rules alone choose (ranked_by =
+ * 'rules'): the table of the first ORDER BY key drives, else the one with
+ * the most predicates.
  *
  * Trust: the planner may evaluate the application's functions (constant
  * folding of immutable and stable calls).  So the statement is analysed

@@ -102,6 +102,20 @@ SELECT definition FROM bingo_tune.derive('SELECT v FROM app_t WHERE id = $1');
 SET ROLE regress_derive_app;
 SELECT definition FROM bingo_tune.derive('SELECT v FROM app_t WHERE id = $1');
 RESET ROLE;
+-- an error while a set is costed leaves no hypothetical index behind, and
+-- gives the caller back their role and search_path
+CREATE FUNCTION app_boom(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+	IF (SELECT count(*) FROM hypopg()) > 0 THEN
+		RAISE EXCEPTION 'app_boom: planned with % hypothetical index(es)', (SELECT count(*) FROM hypopg());
+	END IF;
+	RETURN $1;
+END $$;
+ALTER FUNCTION app_boom(int) OWNER TO regress_derive_app;
+SELECT definition FROM bingo_tune.derive('SELECT v FROM app_t WHERE id = app_boom(1)');
+SELECT count(*) AS hypothetical_left, current_user = session_user AS own_role,
+	   current_setting('search_path') AS search_path
+FROM hypopg();
 -- a table of another owner in the same statement
 SELECT definition FROM bingo_tune.derive('SELECT v FROM app_t JOIN movies ON movies.id = app_t.id');
 -- the search path is the schema's and pg_temp's, not the caller's
@@ -129,7 +143,7 @@ WHERE w.name IN ('session_list', 'customer_by_id') ORDER BY w.name, d.definition
 DROP VIEW tiny_v;
 DROP TABLE tiny, app_t, derive_elsewhere.only_here;
 DROP SCHEMA derive_elsewhere;
-DROP FUNCTION app_f(int), derived(text), norm(text);
+DROP FUNCTION app_f(int), app_boom(int), derived(text), norm(text);
 REVOKE EXECUTE ON FUNCTION bingo_tune.derive(text, name) FROM regress_derive_app, regress_derive_other;
 DROP ROLE regress_derive_app, regress_derive_other;
 -- back to sampled statistics, as advise.sql left them
