@@ -45,7 +45,7 @@ CREATE TABLE watch (
 	statement	text NOT NULL,
 	budget		interval NOT NULL,
 	percentile	double precision NOT NULL DEFAULT 100,
-	indexes		text[] NOT NULL DEFAULT '{}',
+	indexes		text[] DEFAULT '{}',
 	schema		name NOT NULL DEFAULT 'public',
 	params		text[] NOT NULL DEFAULT '{}',
 	priority	integer NOT NULL DEFAULT 100,
@@ -57,7 +57,7 @@ COMMENT ON TABLE watch IS 'statements bingo_tune watches, their latency budgets 
 COMMENT ON COLUMN watch.statement IS 'statement text as the application sends it, $n where it passes values';
 COMMENT ON COLUMN watch.budget IS 'latency budget of one run';
 COMMENT ON COLUMN watch.percentile IS 'percentile of runs the budget applies to (100 = every run)';
-COMMENT ON COLUMN watch.indexes IS 'index definitions: [schema.]table (col [ASC|DESC] [NULLS FIRST|LAST], ...) [INCLUDE (col, ...)]';
+COMMENT ON COLUMN watch.indexes IS 'index definitions: [schema.]table (col [ASC|DESC] [NULLS FIRST|LAST], ...) [INCLUDE (col, ...)]; NULL: derived from the live tables (derive()) whenever the catalog is read';
 COMMENT ON COLUMN watch.schema IS 'schema of the statement''s tables and of unqualified index tables';
 COMMENT ON COLUMN watch.params IS 'sample values for $1, $2, ... used when the statement is run on demand';
 COMMENT ON COLUMN watch.priority IS 'lower builds first';
@@ -95,7 +95,7 @@ BEGIN
 		RAISE EXCEPTION 'indexes of watched statement "%" contain a null', NEW.name
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	FOREACH def IN ARRAY NEW.indexes LOOP
+	FOREACH def IN ARRAY coalesce(NEW.indexes, '{}') LOOP
 		PERFORM bingo_tune.index_parse(def, NEW.schema);
 	END LOOP;
 	RETURN NEW;
@@ -421,7 +421,9 @@ GRANT SELECT ON prepared, fast_load TO pg_read_all_stats;
 -- and why, whether it exists already, how the set was chosen ('hypopg':
 -- ranked by the planner with hypothetical indexes; 'rules': HypoPG is not
 -- installed here), and the planner's estimated cost of the statement
--- without and with the set.  Plans as the owner of the statement's tables.
+-- without and with the set (the indexes that exist are set aside, so the
+-- set does not depend on them).  Plans as the owner of the statement's
+-- tables.
 CREATE FUNCTION derive(
 	statement text,
 	schema name DEFAULT 'public',

@@ -75,8 +75,8 @@ static void bt_shmem_startup(void);
 void
 _PG_init(void)
 {
-	/* derive() needs no preload: its setting exists however we are loaded */
-	bt_derive_define_gucs();
+	/* derive() needs no preload: its setting and hook, however we are loaded */
+	bt_derive_init();
 
 	/*
 	 * Only a preload can reserve shared memory and start workers.  Loaded

@@ -149,7 +149,18 @@ extern Query *bt_statement_analyse(const char *sql, Oid **paramtypes, int *npara
 /* ---- derive.c: the index set for any SELECT ---- */
 
 extern int	bt_max_include_width;	/* GUC, bytes */
-extern void bt_derive_define_gucs(void);
+extern void bt_derive_init(void);
+
+/*
+ * The index set derive() gives sql (its names looked up in schema), as
+ * canonical definitions (List of char *) in the current memory context, for
+ * a catalog row whose indexes are NULL.  NIL when no set lowers the
+ * statement's cost, or on error (caught: *why says it).  Needs a
+ * transaction; uses SPI.
+ */
+extern List *bt_derive_indexes(const char *sql, const char *schema, char **why);
+/* true while a derivation runs: catalog readers skip NULL rows then */
+extern bool bt_derive_in_progress(void);
 
 /* ---- builder.c: CREATE INDEX CONCURRENTLY in a dynamic worker ---- */
 

@@ -123,6 +123,8 @@ bt_catalog_wanted_indexes(const char *only_statement)
 	Datum		args[1];
 	char		nulls[1] = {' '};
 	int			ret;
+	SPITupleTable *tuptable;
+	uint64		nrows;
 
 	args[0] = only_statement ? CStringGetTextDatum(only_statement) : (Datum) 0;
 	if (only_statement == NULL)
@@ -134,7 +136,7 @@ bt_catalog_wanted_indexes(const char *only_statement)
 	 * first can stand in for it.
 	 */
 	SPI_connect();
-	ret = SPI_execute_with_args("SELECT name, schema, indexes, priority"
+	ret = SPI_execute_with_args("SELECT name, schema, indexes, priority, statement"
 								" FROM bingo_tune.watch"
 								" WHERE $1 IS NULL OR name OPERATOR(pg_catalog.=) $1"
 								" ORDER BY priority, name",
@@ -148,34 +150,48 @@ bt_catalog_wanted_indexes(const char *only_statement)
 				 errmsg("no watched statement named \"%s\"", only_statement),
 				 errhint("SELECT name FROM bingo_tune.watch lists them.")));
 
-	for (uint64 row = 0; row < SPI_processed; row++)
+	/* kept apart: deriving a row below uses SPI too */
+	tuptable = SPI_tuptable;
+	nrows = SPI_processed;
+	for (uint64 row = 0; row < nrows; row++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[row];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
+		HeapTuple	tup = tuptable->vals[row];
+		TupleDesc	desc = tuptable->tupdesc;
 		bool		isnull;
 		char	   *name = SPI_getvalue(tup, desc, 1);
 		char	   *schema = SPI_getvalue(tup, desc, 2);
-		Datum		arr = SPI_getbinval(tup, desc, 3, &isnull);
+		bool		derived;
+		Datum		arr = SPI_getbinval(tup, desc, 3, &derived);
 		int			priority = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
-		Datum	   *defs;
-		bool	   *defnulls;
-		int			ndefs;
+		List	   *defs = NIL;
+		ListCell   *lc2;
 		MemoryContext oldcxt;
 
-		deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT,
-						  &defs, &defnulls, &ndefs);
+		if (!derived)
+		{
+			Datum	   *elems;
+			bool	   *elemnulls;
+			int			nelems;
+
+			deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, &elemnulls, &nelems);
+			for (int i = 0; i < nelems; i++)
+				if (!elemnulls[i])
+					defs = lappend(defs, TextDatumGetCString(elems[i]));
+		}
 
 		oldcxt = MemoryContextSwitchTo(callercxt);
-		for (int i = 0; i < ndefs; i++)
+		/* indexes NULL: derived from the live tables, now (not from derive()) */
+		if (derived && !bt_derive_in_progress())
+			defs = bt_derive_indexes(SPI_getvalue(tup, desc, 5), schema, NULL);
+		foreach(lc2, defs)
 		{
 			BtIndexDef *def;
 			char	   *canonical;
 			BtWantedIndex *want = NULL;
 			ListCell   *lc;
 
-			if (defnulls[i])
-				continue;
-			def = bt_indexdef_parse(TextDatumGetCString(defs[i]), schema);
+			def = bt_indexdef_parse((char *) lfirst(lc2), schema);
 			canonical = bt_indexdef_canonical(def);
 			foreach(lc, result)
 			{

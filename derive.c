@@ -70,6 +70,7 @@
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "optimizer/optimizer.h"
+#include "optimizer/plancat.h"
 #include "optimizer/tlist.h"
 #include "parser/parse_coerce.h"
 #include "parser/parsetree.h"
@@ -95,25 +96,26 @@ PG_FUNCTION_INFO_V1(bt_derive);
 
 int			bt_max_include_width = 128;
 
+/*---- Local state ----*/
+
 /*
- * Define derive()'s setting.  Called from _PG_init however the module is
- * loaded: derive() works without shared_preload_libraries.
+ * True while a derivation runs in this backend.  derive() reads the watch
+ * catalog (to share indexes with its rows), and reading the catalog
+ * derives the rows whose indexes are NULL: while this is set, those rows
+ * are skipped instead, so the two never recurse.
  */
-void
-bt_derive_define_gucs(void)
-{
-	DefineCustomIntVariable("bingo_tune.max_include_width",
-							"Widest INCLUDE list derive() proposes, in bytes of average column width.",
-							"An index covers the other columns a statement reads from its table "
-							"(so that the plan reads the index alone) only when their average "
-							"widths add up to no more than this.  0 never covers.",
-							&bt_max_include_width,
-							128,
-							0, 2000,
-							PGC_USERSET,
-							GUC_UNIT_BYTE,
-							NULL, NULL, NULL);
-}
+static bool btd_busy = false;
+
+/*
+ * While a derivation plans, the statement's tables show the planner only
+ * the hypothetical indexes of the set being costed (btd_hypo_oids): the
+ * indexes that exist are set aside, so that the set derived does not
+ * depend on what was built before (a catalog row whose indexes are NULL
+ * derives the same set once the watcher has built it).
+ */
+static bool btd_hiding = false;
+static List *btd_hypo_oids = NIL;
+static get_relation_info_hook_type prev_get_relation_info_hook = NULL;
 
 /*---- Tuning constants ----*/
 
@@ -199,6 +201,8 @@ typedef struct BtdState
 {
 	char	   *sql;
 	char	   *schema;
+	bool		internal;		/* for a catalog row: no caller check */
+	int			ncandidates;	/* candidate sets the rules made */
 	Oid			owner;
 	Query	   *query;			/* rewritten, analysed as the owner */
 	Oid		   *paramtypes;		/* of $1, $2, ... as analysis inferred them */
@@ -264,6 +268,57 @@ static List *btd_catalog_wanted(BtdState *st);
 static void btd_hypo_create(BtdState *st, BtdIndex *idx);
 static void btd_hypo_drop_all(BtdState *st);
 static void btd_emit(FunctionCallInfo fcinfo, BtdState *st);
+static void btd_compute(BtdState *st);
+static void btd_get_relation_info(PlannerInfo *root, Oid relationObjectId,
+								  bool inhparent, RelOptInfo *rel);
+
+/*
+ * Keep only the hypothetical indexes of the set being costed (see
+ * btd_hiding).  Chained: the previous hook (HypoPG's, when it was loaded
+ * before us) runs first.
+ */
+static void
+btd_get_relation_info(PlannerInfo *root, Oid relationObjectId, bool inhparent,
+					  RelOptInfo *rel)
+{
+	ListCell   *lc;
+
+	if (prev_get_relation_info_hook)
+		prev_get_relation_info_hook(root, relationObjectId, inhparent, rel);
+	if (!btd_hiding)
+		return;
+	foreach(lc, rel->indexlist)
+	{
+		IndexOptInfo *info = (IndexOptInfo *) lfirst(lc);
+
+		if (!list_member_oid(btd_hypo_oids, info->indexoid))
+			rel->indexlist = foreach_delete_current(rel->indexlist, lc);
+	}
+}
+
+/*
+ * Define derive()'s setting and install its planner hook.  Called from
+ * _PG_init however the module is loaded: derive() works without
+ * shared_preload_libraries.
+ */
+void
+bt_derive_init(void)
+{
+	prev_get_relation_info_hook = get_relation_info_hook;
+	get_relation_info_hook = btd_get_relation_info;
+
+	DefineCustomIntVariable("bingo_tune.max_include_width",
+							"Widest INCLUDE list derive() proposes, in bytes of average column width.",
+							"An index covers the other columns a statement reads from its table "
+							"(so that the plan reads the index alone) only when their average "
+							"widths add up to no more than this.  0 never covers.",
+							&bt_max_include_width,
+							128,
+							0, 2000,
+							PGC_USERSET,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+}
 
 /*
  * The search_path derive() analyses and plans under: the statement's
@@ -351,7 +406,7 @@ btd_check_caller(BtdState *st, Query *query)
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("derive() cannot index \"%s\": it is not a table", NameStr(cls->relname)),
 					 errhint("Give the statement over the tables themselves, not views, partitioned or foreign tables.")));
-		if (!superuser() && !has_privs_of_role(GetUserId(), cls->relowner))
+		if (!st->internal && !superuser() && !has_privs_of_role(GetUserId(), cls->relowner))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("permission denied to derive indexes for table \"%s\"", NameStr(cls->relname)),
@@ -444,8 +499,10 @@ btd_derive(BtdState *st)
 	st->query = linitial_node(Query, rewritten);
 
 	btd_extract(st);
+	btd_hiding = true;
 	st->cost_before = btd_plan_cost(st);
 	sets = btd_candidate_sets(st);
+	st->ncandidates = list_length(sets);
 
 	if (sets == NIL)
 		return;
@@ -1665,6 +1722,7 @@ btd_hypo_create(BtdState *st, BtdIndex *idx)
 	SPI_freetuptable(SPI_tuptable);
 	MemoryContextSwitchTo(cxt);
 	st->hypo_oids = lappend_oid(st->hypo_oids, DatumGetObjectId(oid));
+	btd_hypo_oids = st->hypo_oids;
 }
 
 static void
@@ -1685,6 +1743,7 @@ btd_hypo_drop_all(BtdState *st)
 	}
 	list_free(st->hypo_oids);
 	st->hypo_oids = NIL;
+	btd_hypo_oids = NIL;
 }
 
 /* ---- the result ---- */
@@ -1732,6 +1791,102 @@ btd_emit(FunctionCallInfo fcinfo, BtdState *st)
 }
 
 /*
+ * Everything but the output: check, rank, choose.  As the caller up to
+ * btd_run_as_owner.
+ */
+static void
+btd_compute(BtdState *st)
+{
+	bool		was_busy = btd_busy;
+	bool		was_hiding = btd_hiding;
+
+	btd_busy = true;
+	PG_TRY();
+	{
+		btd_check_caller(st, btd_analyse(st));
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		st->hypopg = btd_hypopg_schema();
+		st->wanted = btd_catalog_wanted(st);
+		btd_run_as_owner(st);
+	}
+	PG_FINALLY();
+	{
+		btd_busy = was_busy;
+		btd_hiding = was_hiding;
+		btd_hypo_oids = NIL;
+	}
+	PG_END_TRY();
+}
+
+bool
+bt_derive_in_progress(void)
+{
+	return btd_busy;
+}
+
+/*
+ * The set derived for a catalog row whose indexes are NULL: a List of
+ * canonical definitions (char *), allocated in the caller's memory
+ * context; NIL when no set lowers the statement's cost.  Unlike the SQL
+ * function, the caller's rights are not checked: only superusers write the
+ * catalog, and the statement is planned as its tables' owner all the same.
+ * Errors (a table that does not exist yet, say) are caught in a
+ * subtransaction: then NIL, and *why (if not NULL) says what happened.
+ */
+List *
+bt_derive_indexes(const char *sql, const char *schema, char **why)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	List	   *volatile result = NIL;
+
+	if (why)
+		*why = NULL;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(callercxt);
+	PG_TRY();
+	{
+		BtdState	st;
+		ListCell   *lc;
+		MemoryContext spicxt;
+
+		memset(&st, 0, sizeof(st));
+		st.sql = pstrdup(sql);
+		st.schema = pstrdup(schema);
+		st.internal = true;
+		st.cost_after = -1;
+		btd_compute(&st);
+		spicxt = MemoryContextSwitchTo(callercxt);
+		foreach(lc, st.chosen)
+			result = lappend(result, btd_canonical((BtdIndex *) lfirst(lc)));
+		MemoryContextSwitchTo(spicxt);
+		SPI_finish();
+
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(callercxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(callercxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(callercxt);
+		CurrentResourceOwner = oldowner;
+		if (why)
+			*why = pstrdup(edata->message);
+		FreeErrorData(edata);
+		result = NIL;
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/*
  * derive(statement text, schema name) returns setof (definition, serves,
  * why, state, ranked_by, cost_before, cost_after, cost_drop_pct,
  * cost_without_it)
@@ -1747,17 +1902,15 @@ bt_derive(PG_FUNCTION_ARGS)
 	st.cost_after = -1;
 
 	bt_init_srf(fcinfo);
-	btd_check_caller(&st, btd_analyse(&st));
+	btd_compute(&st);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	st.hypopg = btd_hypopg_schema();
-	st.wanted = btd_catalog_wanted(&st);
-	btd_run_as_owner(&st);
-
-	if (st.chosen == NIL)
+	if (st.ncandidates == 0)
+		ereport(NOTICE,
+				(errmsg("no index can serve this statement"),
+				 errdetail("It compares no column of its tables with a value, joins none and orders by none.")));
+	else if (st.chosen == NIL && st.hypopg != NULL)
 	{
-		if (st.best_drop > 0 || st.hypopg == NULL)
+		if (st.best_drop > 0)
 			ereport(NOTICE,
 					(errmsg("no index set lowers the planner's cost of this statement by %d %% or more",
 							(int) (BTD_MIN_DROP * 100)),

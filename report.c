@@ -184,6 +184,8 @@ bt_watch_read(const char *only)
 	char		nulls[1] = {' '};
 	int			ret;
 	List	   *rows = NIL;
+	List	   *derived = NIL;
+	ListCell   *lc;
 
 	args[0] = only ? CStringGetTextDatum(only) : (Datum) 0;
 	if (only == NULL)
@@ -218,6 +220,7 @@ bt_watch_read(const char *only)
 		HeapTuple	row = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
+		Datum		arr;
 		MemoryContext spicxt = MemoryContextSwitchTo(outer);
 		BtWatched  *w = palloc0(sizeof(BtWatched));
 
@@ -227,7 +230,11 @@ bt_watch_read(const char *only)
 		w->budget_ms = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
 														  SPI_getbinval(row, desc, 4, &isnull)));
 		w->percentile = DatumGetFloat8(SPI_getbinval(row, desc, 5, &isnull));
-		w->indexes = bt_text_array(SPI_getbinval(row, desc, 6, &isnull), &w->nindexes);
+		arr = SPI_getbinval(row, desc, 6, &isnull);
+		if (isnull)
+			derived = lappend(derived, w);
+		else
+			w->indexes = bt_text_array(arr, &w->nindexes);
 		w->params = bt_text_array(SPI_getbinval(row, desc, 7, &isnull), &w->nparams);
 		rows = lappend(rows, w);
 		MemoryContextSwitchTo(spicxt);
@@ -236,6 +243,25 @@ bt_watch_read(const char *only)
 
 	AtEOXact_GUC(true, nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec);
+
+	/*
+	 * Rows whose indexes are NULL: their set is derived from the live
+	 * tables, now, as the caller (derive() plans as the tables' owner).
+	 */
+	foreach(lc, derived)
+	{
+		BtWatched  *w = (BtWatched *) lfirst(lc);
+		List	   *defs = NIL;
+		ListCell   *lc2;
+		int			i = 0;
+
+		if (!bt_derive_in_progress())
+			defs = bt_derive_indexes(w->statement, w->schema, NULL);
+		w->nindexes = list_length(defs);
+		w->indexes = palloc(sizeof(char *) * Max(w->nindexes, 1));
+		foreach(lc2, defs)
+			w->indexes[i++] = (char *) lfirst(lc2);
+	}
 
 	if (only != NULL && rows == NIL)
 		ereport(ERROR,

@@ -68,11 +68,13 @@ SELECT * FROM derived('SELECT name FROM movies ORDER BY year NULLS FIRST, name D
 SELECT * FROM derived('SELECT c.email, s.start_time FROM customers c JOIN sessions s ON s.customer_id = c.id WHERE 7 = s.movie_id AND c.birthday > DATE ''2000-01-01'' AND lower(c.email) <> ''x''');
 \x off
 
--- nothing to gain: a table of 3 rows, read whole
+-- nothing to gain: a table of 3 rows
 CREATE TABLE tiny (id int, v text);
 INSERT INTO tiny VALUES (1, 'a'), (2, 'b'), (3, 'c');
 ANALYZE tiny;
-SELECT * FROM bingo_tune.derive('SELECT * FROM tiny');
+SELECT * FROM bingo_tune.derive('SELECT * FROM tiny WHERE id = 2');
+-- nothing an index could serve
+SELECT * FROM bingo_tune.derive('SELECT count(*) FROM movies');
 
 -- covering stops at bingo_tune.max_include_width
 SET bingo_tune.max_include_width = 20;
@@ -102,6 +104,11 @@ SELECT definition FROM bingo_tune.derive('SELECT v FROM app_t WHERE id = $1');
 SET ROLE regress_derive_app;
 SELECT definition FROM bingo_tune.derive('SELECT v FROM app_t WHERE id = $1');
 RESET ROLE;
+-- the indexes that exist are set aside: once built, the same set comes
+-- back, present, and the cost is still counted from no index
+CREATE INDEX app_t_id ON app_t (id) INCLUDE (v);
+SELECT definition, state, cost_drop_pct > 50 AS drops FROM bingo_tune.derive('SELECT v FROM app_t WHERE id = $1');
+DROP INDEX app_t_id;
 -- an error while a set is costed leaves no hypothetical index behind, and
 -- gives the caller back their role and search_path
 CREATE FUNCTION app_boom(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
@@ -125,6 +132,18 @@ SET search_path = derive_elsewhere, public;
 SELECT definition FROM bingo_tune.derive('SELECT * FROM only_here WHERE id = 1');
 SELECT definition FROM bingo_tune.derive('SELECT * FROM only_here WHERE id = 1', 'derive_elsewhere');
 RESET search_path;
+
+-- a catalog row may leave its indexes NULL: its set is then derived from
+-- the live tables whenever the catalog is read (advise, apply, the
+-- watcher, report, check)
+INSERT INTO bingo_tune.watch (name, statement, budget, indexes, params) VALUES
+('customer_sessions', 'SELECT sessions.id, sessions.start_time, movies.name, movies.year FROM sessions JOIN movies ON movies.id = sessions.movie_id WHERE sessions.customer_id = $1 ORDER BY sessions.start_time DESC LIMIT 20', '50 ms', NULL, '{42}'),
+('not_there_yet', 'SELECT * FROM not_there WHERE id = $1', '50 ms', NULL, '{1}');
+SELECT statements, definition, state FROM bingo_tune.advise()
+WHERE statements && ARRAY['customer_sessions', 'not_there_yet'] ORDER BY definition;
+SELECT name, indexes FROM bingo_tune.report()
+WHERE name IN ('customer_sessions', 'not_there_yet') ORDER BY name;
+DELETE FROM bingo_tune.watch WHERE name IN ('customer_sessions', 'not_there_yet');
 
 -- what derive() refuses
 SELECT * FROM bingo_tune.derive('DELETE FROM tiny WHERE id = 1');
