@@ -19,14 +19,25 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "common/keywords.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
+#include "parser/scanner.h"
+/* after scanner.h, whose types it uses */
+#include "parser/gram.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 
 #include "bingo_tune.h"
+
+/*
+ * Highest parameter number a watched statement may use: a client cannot
+ * send more (the protocol counts parameters in 16 bits), and analysis
+ * allocates an array as long as the highest number ($200000000: 800 MB).
+ */
+#define BT_MAX_PARAM		65535
 
 PG_FUNCTION_INFO_V1(bt_index_parse);
 PG_FUNCTION_INFO_V1(bt_index_name);
@@ -56,6 +67,35 @@ bt_index_name(PG_FUNCTION_ARGS)
 
 	namestrcpy(result, bt_indexdef_name(bt_indexdef_parse(deftext, schema)));
 	PG_RETURN_NAME(result);
+}
+
+/*
+ * Refuse a statement that uses a parameter above $BT_MAX_PARAM.  Scans the
+ * tokens, so that every parameter is found whatever the syntax around it;
+ * sql has parsed already.
+ */
+static void
+bt_check_param_numbers(const char *sql)
+{
+	core_yyscan_t yyscanner;
+	core_yy_extra_type yyextra;
+	core_YYSTYPE yylval;
+	YYLTYPE		yylloc;
+	int			tok;
+
+	yyscanner = scanner_init(sql, &yyextra, &ScanKeywords, ScanKeywordTokens);
+	while ((tok = core_yylex(&yylval, &yylloc, yyscanner)) != 0)
+	{
+		if (tok == PARAM && (yylval.ival < 1 || yylval.ival > BT_MAX_PARAM))
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("watched statement uses parameter $%s, above $%d",
+							pnstrdup(sql + yylloc + 1, strspn(sql + yylloc + 1, "0123456789")),
+							BT_MAX_PARAM),
+					 errdetail("A client can send at most %d parameters with a statement.", BT_MAX_PARAM),
+					 errhint("Number the statement's parameters $1, $2, ... as the application sends them.")));
+	}
+	scanner_finish(yyscanner);
 }
 
 /*
@@ -107,6 +147,7 @@ bt_statement_check(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a watched statement must be a SELECT, INSERT, UPDATE or DELETE"),
 				 errhint("Utility statements have no plan that an index could serve.")));
+	bt_check_param_numbers(sql);
 	PG_RETURN_VOID();
 }
 

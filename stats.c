@@ -19,7 +19,27 @@
  * Who fills the table.  Entries are created by bt_stats_register(), which
  * report.c's catalog pass (report(), reset(), check(), the catalog trigger,
  * and the watcher through bt_stats_sync()) calls for each watched statement
- * whose queryid it could compute.  The hooks never read the catalog.
+ * whose queryid it could compute.
+ *
+ * Registration is never late.  A statement's queryid changes only when the
+ * names in it resolve differently: a table created, dropped, renamed,
+ * altered.  So the utility hook notes every such statement (bt_ddl_changes_
+ * names), and such a transaction publishes, per database, a generation
+ * counter in shared memory: bumped once before its commit becomes visible
+ * (with a "commit in flight" count raised) and once after its invalidation
+ * messages are sent and its locks released (count lowered).  The executor
+ * hook of a client's top-level statement compares the counter with the
+ * generation this backend (or anyone in this database) last synced at, two
+ * memory reads, and when they differ, or a commit is in flight, or this
+ * backend ran such DDL itself, it runs the catalog pass itself before the
+ * run is noted (bt_sync_if_stale).  Any run whose plan was made from the
+ * new tables therefore finds its queryid registered, in every mode,
+ * whatever the watcher's naptime.  That pass runs in a subtransaction that
+ * is always rolled back (so the locks it took are released, and an error
+ * in it never fails the client's statement), with the nesting level raised
+ * (so its own queries are neither synced nor counted), and with a short
+ * lock_timeout: a table locked by someone else leaves this backend stale,
+ * to retry at its next statement.
  *
  * What the hooks time.  Only top-level runs (nesting level 0, as in
  * pg_stat_statements: statements run by functions, procedures, DO blocks,
@@ -59,6 +79,7 @@
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/pg_class.h"
+#include "commands/extension.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
@@ -68,8 +89,12 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "tcop/utility.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "bingo_tune.h"
@@ -77,6 +102,14 @@
 /* Bits in the lock-free pre-filter of registered queryids. */
 #define BT_FILTER_WORDS		64
 #define BT_FILTER_BITS		(BT_FILTER_WORDS * 64)
+
+/*
+ * Catalog-change generations, one per database hashed into this many slots
+ * (two databases sharing a slot only cost each other an extra sync).
+ */
+#define BT_DDL_SLOTS		64
+/* lock_timeout (ms) of the catalog pass run from a client's statement */
+#define BT_LAZY_LOCK_TIMEOUT_MS	10
 
 /* hashed as bytes: no implicit padding, every byte is set */
 typedef struct BtStatsKey
@@ -108,6 +141,11 @@ typedef struct BtStatsShared
 	LWLock	   *lock;
 	bool		full_warned;	/* said once that the table is full */
 	pg_atomic_uint64 filter[BT_FILTER_WORDS];
+	/* see "Registration is never late" above; slot = database OID % slots */
+	pg_atomic_uint64 ddl_gen[BT_DDL_SLOTS]; /* catalog changes published */
+	pg_atomic_uint32 ddl_inflight[BT_DDL_SLOTS];	/* their commits in flight */
+	pg_atomic_uint64 ddl_synced[BT_DDL_SLOTS];	/* (database << 32) | gen of
+												 * the last complete sync */
 } BtStatsShared;
 
 /* The run of a watched statement this backend has in flight, if any. */
@@ -138,6 +176,12 @@ static BtRunning bt_running;
 static TimestampTz bt_prev_stmt_start = 0;
 static TimestampTz bt_prev_end = 0;
 
+/* registration state of this backend, see bt_sync_if_stale */
+static uint64 bt_synced_gen = 0;	/* generation of our last complete sync */
+static bool bt_sync_stale = false;	/* we changed names, or a sync was cut short */
+static bool bt_ddl_in_xact = false; /* this transaction changed names */
+static bool bt_ddl_publishing = false;	/* its commit (or abort) is in flight */
+
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ExecutorRun_hook_type prev_ExecutorRun = NULL;
 static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
@@ -164,6 +208,13 @@ static void bt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 static void bt_xact_callback(XactEvent event, void *arg);
 static void bt_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								SubTransactionId parentSubid, void *arg);
+static void bt_release_callback(ResourceReleasePhase phase, bool isCommit,
+								bool isTopLevel, void *arg);
+static bool bt_ddl_changes_names(Node *stmt);
+static void bt_ddl_publish_begin(void);
+static void bt_ddl_publish_end(void);
+static bool bt_sync_needed(void);
+static void bt_sync_if_stale(void);
 
 static int	bt_bucket_of(double ms);
 static void bt_hist_reset(BtHistogram *h);
@@ -320,6 +371,13 @@ bt_stats_shmem_init(void)
 		bt_stats->full_warned = false;
 		for (int i = 0; i < BT_FILTER_WORDS; i++)
 			pg_atomic_init_u64(&bt_stats->filter[i], 0);
+		/* generation 1: every backend syncs once, before its first run */
+		for (int i = 0; i < BT_DDL_SLOTS; i++)
+		{
+			pg_atomic_init_u64(&bt_stats->ddl_gen[i], 1);
+			pg_atomic_init_u32(&bt_stats->ddl_inflight[i], 0);
+			pg_atomic_init_u64(&bt_stats->ddl_synced[i], 0);
+		}
 		elog(DEBUG1, "bingo_tune: %zu bytes of shared memory for %d watched statements (%zu bytes each)",
 			 bt_stats_shmem_size(), bt_max_watched, sizeof(BtStatsEntry));
 	}
@@ -632,10 +690,17 @@ bt_stats_fetch(Oid dboid, uint64 queryid, BtStatsSnapshot *snap)
 
 /*
  * An index (given by its canonical definition) was just built in dboid.
- * Every entry of dboid that it serves keeps its figures so far as "before"
- * and starts counting afresh.  If the entry saw no run since the previous
- * build (apply() building three indexes in a row, say), the earlier
- * "before" is kept and this index is added to the list of what was built.
+ *
+ * "before" is the state before the first build, and every run is counted
+ * once, before or after: so the first build (since the last reset) after
+ * which the entry has runs to show keeps its figures so far as "before" and
+ * starts counting afresh ("after"); later builds (its other indexes built
+ * one by one while it runs, or apply() building three in a row) only add
+ * their index to the list of what was built and never move a run from one
+ * side to the other.  before.calls + after.calls is then every completed
+ * run since the reset, and the same for failed runs.  built_at is when
+ * "after" starts; a build with no run before it only sets built_at, so
+ * that report() can say there was no run since.
  */
 void
 bt_stats_index_built(Oid dboid, const char *canonical, const char *index_name)
@@ -660,7 +725,7 @@ bt_stats_index_built(Oid dboid, const char *canonical, const char *index_name)
 		SpinLockAcquire(&e->mutex);
 		for (int i = 0; i < e->nindexes && !serves; i++)
 			serves = (e->index_hash[i] == hash);
-		if (serves)
+		if (serves && !e->has_before)
 		{
 			if (e->done.count + e->failed.count > 0)
 			{
@@ -672,13 +737,13 @@ bt_stats_index_built(Oid dboid, const char *canonical, const char *index_name)
 				bt_entry_clear_counters(e, false);
 				e->since = now;
 			}
-			if (e->has_before && strstr(e->built, index_name) == NULL)
-			{
-				if (e->built[0] != '\0')
-					strlcat(e->built, ", ", BT_BUILT_MAXLEN);
-				strlcat(e->built, index_name, BT_BUILT_MAXLEN);
-			}
 			e->built_at = now;
+		}
+		if (serves && e->has_before && strstr(e->built, index_name) == NULL)
+		{
+			if (e->built[0] != '\0')
+				strlcat(e->built, ", ", BT_BUILT_MAXLEN);
+			strlcat(e->built, index_name, BT_BUILT_MAXLEN);
 		}
 		SpinLockRelease(&e->mutex);
 	}
@@ -706,6 +771,222 @@ bt_stats_record(const BtStatsKey *key, double ms, bool failed)
 }
 
 /* ---------------------------------------------------------------------
+ * Registration on catalog change (see "Registration is never late")
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Can stmt change what a watched statement's names resolve to, and so its
+ * queryid?  Every DDL statement can (CREATE, DROP, ALTER, RENAME, SET
+ * SCHEMA, CREATE EXTENSION, ...), except those that only add or remove
+ * indexes, comments, privileges or roles, and temporary relations (the
+ * watched statements never look in pg_temp first).
+ */
+static bool
+bt_ddl_changes_names(Node *stmt)
+{
+	switch (nodeTag(stmt))
+	{
+		case T_CreateStmt:
+		case T_CreateForeignTableStmt:
+			return ((CreateStmt *) stmt)->relation->relpersistence != RELPERSISTENCE_TEMP;
+		case T_CreateTableAsStmt:
+			return ((CreateTableAsStmt *) stmt)->into->rel->relpersistence != RELPERSISTENCE_TEMP;
+		case T_ViewStmt:
+			return ((ViewStmt *) stmt)->view->relpersistence != RELPERSISTENCE_TEMP;
+		case T_DropStmt:
+			return ((DropStmt *) stmt)->removeType != OBJECT_INDEX;
+		case T_IndexStmt:
+		case T_ReindexStmt:
+		case T_CommentStmt:
+		case T_SecLabelStmt:
+		case T_GrantStmt:
+		case T_GrantRoleStmt:
+		case T_AlterDefaultPrivilegesStmt:
+		case T_CreateRoleStmt:
+		case T_AlterRoleStmt:
+		case T_AlterRoleSetStmt:
+		case T_DropRoleStmt:
+		case T_AlterSystemStmt:
+		case T_RefreshMatViewStmt:
+			return false;
+		default:
+			return GetCommandLogLevel(stmt) == LOGSTMT_DDL;
+	}
+}
+
+/*
+ * A transaction that changed names is about to make that visible (commit,
+ * or abort, which brings the old names back): bump the generation and
+ * count it in flight, so that a backend that already sees the change also
+ * sees that it must sync.
+ */
+static void
+bt_ddl_publish_begin(void)
+{
+	int			slot = MyDatabaseId % BT_DDL_SLOTS;
+
+	if (bt_stats == NULL || bt_ddl_publishing)
+		return;
+	pg_atomic_fetch_add_u32(&bt_stats->ddl_inflight[slot], 1);
+	pg_atomic_fetch_add_u64(&bt_stats->ddl_gen[slot], 1);
+	bt_ddl_publishing = true;
+}
+
+/*
+ * Its invalidation messages are sent and its locks released: a sync from
+ * now on resolves the names as they now are.  Bump again, and no longer
+ * in flight.
+ */
+static void
+bt_ddl_publish_end(void)
+{
+	int			slot = MyDatabaseId % BT_DDL_SLOTS;
+
+	if (bt_stats == NULL || !bt_ddl_publishing)
+		return;
+	pg_atomic_fetch_add_u64(&bt_stats->ddl_gen[slot], 1);
+	pg_atomic_fetch_sub_u32(&bt_stats->ddl_inflight[slot], 1);
+	bt_ddl_publishing = false;
+}
+
+/* after the top-level transaction's locks are released (commit or abort) */
+static void
+bt_release_callback(ResourceReleasePhase phase, bool isCommit, bool isTopLevel,
+					void *arg)
+{
+	if (phase == RESOURCE_RELEASE_AFTER_LOCKS && isTopLevel && bt_ddl_publishing)
+		bt_ddl_publish_end();
+}
+
+/*
+ * Must this backend sync before noting a run?  Lock-free: a full barrier
+ * (this run's plan was made from catalogs read before it), then two or
+ * three reads of shared memory.
+ */
+static bool
+bt_sync_needed(void)
+{
+	int			slot = MyDatabaseId % BT_DDL_SLOTS;
+	uint64		gen;
+
+	if (bt_sync_stale)
+		return true;
+	pg_memory_barrier();
+	if (pg_atomic_read_u32(&bt_stats->ddl_inflight[slot]) != 0)
+		return true;
+	gen = pg_atomic_read_u64(&bt_stats->ddl_gen[slot]);
+	if (gen == bt_synced_gen)
+		return false;
+	/* someone in this database synced at this generation: that will do */
+	if (pg_atomic_read_u64(&bt_stats->ddl_synced[slot]) ==
+		(((uint64) MyDatabaseId) << 32 | (gen & 0xFFFFFFFF)))
+	{
+		bt_synced_gen = gen;
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Run the catalog pass from a client's top-level statement, before its run
+ * is noted, when the names may have changed since this backend (or anyone
+ * in this database) last did.  Safe in any statement: it runs in a
+ * subtransaction that is always rolled back (releasing the locks analysis
+ * took; the registrations live in shared memory and stay), as the
+ * catalog's owner with the catalog pass's own search_path, with the
+ * nesting level raised so that its own queries are neither synced nor
+ * counted.  Its errors are logged, never raised, except a cancel, which
+ * is the client's.
+ */
+static void
+bt_sync_if_stale(void)
+{
+	int			slot = MyDatabaseId % BT_DDL_SLOTS;
+	uint64		gen;
+	bool		inflight;
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	MemoryContext cxt;
+	volatile bool complete = true;
+	ErrorData  *volatile failure = NULL;
+
+	pg_memory_barrier();
+	inflight = pg_atomic_read_u32(&bt_stats->ddl_inflight[slot]) != 0;
+	gen = pg_atomic_read_u64(&bt_stats->ddl_gen[slot]);
+	bt_sync_stale = false;
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "bingo_tune sync",
+								ALLOCSET_DEFAULT_SIZES);
+	bt_nesting_level++;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		/* catalog changes published up to gen are visible from here on */
+		AcceptInvalidationMessages();
+		if (OidIsValid(get_extension_oid("bingo_tune", true)))
+		{
+			const char *lock_msg = _("canceling statement due to lock timeout");
+			ListCell   *lc;
+
+			/* never hold the client's statement up for long */
+			(void) set_config_option("lock_timeout",
+									 CppAsString2(BT_LAZY_LOCK_TIMEOUT_MS),
+									 PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_LOCAL, true, 0, false);
+			foreach(lc, bt_stats_sync())
+			{
+				BtWatched  *w = lfirst(lc);
+
+				/* its table is locked right now: try again next time */
+				if (!w->matched && w->why != NULL && strcmp(w->why, lock_msg) == 0)
+					complete = false;
+			}
+		}
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		failure = CopyErrorData();
+		FlushErrorState();
+	}
+	PG_END_TRY();
+
+	/* roll back: locks and GUCs go, the registrations in shmem stay */
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	bt_nesting_level--;
+
+	if (failure != NULL)
+	{
+		if (failure->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		{
+			/* the client's cancel or statement_timeout: the run fails */
+			bt_sync_stale = true;
+			ReThrowError(failure);
+		}
+		if (failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+			complete = false;
+		else
+			ereport(LOG,
+					(errmsg("bingo_tune: could not register the watched statements before a run: %s",
+							failure->message)));
+	}
+	MemoryContextDelete(cxt);
+
+	if (!complete)
+		bt_sync_stale = true;
+	else if (!inflight)
+	{
+		bt_synced_gen = gen;
+		pg_atomic_write_u64(&bt_stats->ddl_synced[slot],
+							((uint64) MyDatabaseId) << 32 | (gen & 0xFFFFFFFF));
+	}
+}
+
+/* ---------------------------------------------------------------------
  * Executor hooks
  * ---------------------------------------------------------------------
  */
@@ -726,6 +1007,7 @@ bt_stats_install_hooks(void)
 
 	RegisterXactCallback(bt_xact_callback, NULL);
 	RegisterSubXactCallback(bt_subxact_callback, NULL);
+	RegisterResourceReleaseCallback(bt_release_callback, NULL);
 }
 
 /*
@@ -784,6 +1066,12 @@ static void
 bt_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
 	uint64		queryid = queryDesc->plannedstmt->queryId;
+
+	/* a client's statement after a catalog change: register first */
+	if (bt_nesting_level == 0 && bt_stats != NULL &&
+		queryid != UINT64CONST(0) && MyBackendType == B_BACKEND &&
+		(eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 && bt_sync_needed())
+		bt_sync_if_stale();
 
 	if (prev_ExecutorStart)
 		prev_ExecutorStart(queryDesc, eflags);
@@ -892,8 +1180,20 @@ bt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 				  QueryEnvironment *queryEnv,
 				  DestReceiver *dest, QueryCompletion *qc)
 {
-	bool		nest = !IsA(pstmt->utilityStmt, ExecuteStmt);
+	Node	   *parsetree = pstmt->utilityStmt;
+	bool		nest = !IsA(parsetree, ExecuteStmt);
 	bool		toplevel = (bt_nesting_level == 0);
+	bool		changes_names = bt_ddl_changes_names(parsetree);
+	bool		finish_prepared = false;
+
+	/* COMMIT / ROLLBACK PREPARED publish another transaction's changes */
+	if (IsA(parsetree, TransactionStmt) &&
+		(((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED ||
+		 ((TransactionStmt *) parsetree)->kind == TRANS_STMT_ROLLBACK_PREPARED))
+	{
+		bt_ddl_publish_begin();
+		finish_prepared = bt_ddl_publishing;
+	}
 
 	if (nest)
 		bt_nesting_level++;
@@ -913,8 +1213,17 @@ bt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	{
 		if (nest)
 			bt_nesting_level--;
+		if (finish_prepared)
+			bt_ddl_publish_end();
 	}
 	PG_END_TRY();
+
+	/* names may resolve differently now: here at once, elsewhere at commit */
+	if (changes_names)
+	{
+		bt_sync_stale = true;
+		bt_ddl_in_xact = true;
+	}
 }
 
 /*
@@ -925,6 +1234,23 @@ bt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 static void
 bt_xact_callback(XactEvent event, void *arg)
 {
+	/* publish a change of names: before it becomes visible, and after */
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_ABORT:
+			if (bt_ddl_in_xact)
+				bt_ddl_publish_begin();
+			bt_ddl_in_xact = false;
+			break;
+		case XACT_EVENT_PREPARE:
+			/* made visible by COMMIT PREPARED, see bt_ProcessUtility */
+			bt_ddl_in_xact = false;
+			break;
+		default:
+			break;
+	}
+
 	if (!bt_running.active)
 		return;
 	switch (event)

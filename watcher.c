@@ -18,10 +18,13 @@
  * queryid of each watched statement through the report's catalog pass
  * (bt_stats_sync, which also keeps latency tracking in step; recomputed
  * every pass, which is a handful of parse + analyse and follows dropped
- * and recreated tables without any cache to invalidate); reads pg_stat_statements (completed
- * calls) and pg_stat_activity (runs in progress for longer than
- * bingo_tune.min_running, since a run that is cancelled or times out never
- * reaches pg_stat_statements); judges the indexes of the statements it saw;
+ * and recreated tables without any cache to invalidate); takes every run
+ * bingo_tune knows of (bt_watched_runs): the completed and failed runs
+ * stats.c counted, the completed calls in pg_stat_statements, and runs in
+ * progress for longer than bingo_tune.min_running in pg_stat_activity (a
+ * run that is cancelled or times out never reaches pg_stat_statements, and
+ * one shorter than min_running is only in stats.c's figures); judges the
+ * indexes of the statements it saw;
  * records events; commits.  Then, outside any transaction and so holding
  * no snapshot (DESIGN.md, "two traps"), it builds the missing indexes one
  * at a time, most urgent first, through bt_build_index(), and records each
@@ -93,8 +96,6 @@
 
 /* Databases that can have a watcher at once. */
 #define BT_MAX_WATCHERS			32
-/* Watched statements per database whose status is kept in shmem. */
-#define BT_MAX_STATUS			32
 /* Recent recommendations kept in shmem (all databases). */
 #define BT_RECO_RING			64
 /* A database without the extension is tried again every this many naptimes. */
@@ -108,18 +109,9 @@ typedef enum BtStmtState
 {
 	BT_STMT_WAITING,			/* cannot be analysed yet (no table) */
 	BT_STMT_IDLE,				/* analysed, not seen running */
-	BT_STMT_SEEN,				/* completed calls in pg_stat_statements */
+	BT_STMT_SEEN,				/* runs counted (pg_stat_statements, or ours) */
 	BT_STMT_RUNNING				/* a run in progress longer than min_running */
 } BtStmtState;
-
-typedef struct BtStmtStatus
-{
-	char		name[NAMEDATALEN];
-	uint64		queryid;
-	int64		calls;
-	BtStmtState state;
-	char		detail[96];
-} BtStmtStatus;
 
 typedef struct BtWatcherSlot
 {
@@ -129,8 +121,6 @@ typedef struct BtWatcherSlot
 	TimestampTz paused_until;	/* hook: no watcher before */
 	uint64		passes;
 	TimestampTz last_pass;
-	int			nstatus;
-	BtStmtStatus status[BT_MAX_STATUS];
 } BtWatcherSlot;
 
 typedef struct BtReco
@@ -163,7 +153,9 @@ typedef struct BtStmt
 	bool		analysed;
 	uint64		queryid;
 	char	   *why;			/* why not analysed */
-	int64		calls;
+	int64		calls;			/* completed, in pg_stat_statements */
+	int64		counted;		/* runs stats.c counted since reset */
+	int64		failed;			/* of which failed */
 	bool		running;
 } BtStmt;
 
@@ -756,7 +748,6 @@ bt_exit_no_extension(void)
 {
 	LWLockAcquire(bt_watcher->lock, LW_EXCLUSIVE);
 	bt_watcher->slots[bt_my_slot].no_extension = true;
-	bt_watcher->slots[bt_my_slot].nstatus = 0;
 	LWLockRelease(bt_watcher->lock);
 	proc_exit(0);
 }
@@ -977,6 +968,137 @@ bt_stmt_state_name(BtStmtState state)
 }
 
 /*
+ * The catalog's statements with their queryid here and now, through the
+ * report's catalog pass (bt_stats_sync, which also registers them for
+ * counting).  Allocated in the current memory context.
+ */
+static List *
+bt_watched_statements(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *stmts = NIL;
+	ListCell   *lc;
+
+	foreach(lc, bt_stats_sync())
+	{
+		BtWatched  *w = lfirst(lc);
+		BtStmt	   *st;
+
+		MemoryContextSwitchTo(cxt);
+		st = palloc0(sizeof(BtStmt));
+		st->name = w->name;
+		st->sql = w->statement;
+		st->schema = w->schema;
+		st->analysed = w->matched;
+		st->queryid = w->queryid;
+		st->why = w->why;
+		stmts = lappend(stmts, st);
+	}
+	MemoryContextSwitchTo(cxt);
+	return stmts;
+}
+
+/*
+ * Every run of stmts bingo_tune knows of, wherever it was counted: the
+ * completed and failed runs stats.c's hooks counted since the last reset
+ * (before and after a build), the completed calls in pg_stat_statements,
+ * and runs in progress for longer than min_running in pg_stat_activity.
+ * This is the one place that decides what the watcher (and watched())
+ * counts as seen: a run cancelled after 300 ms, which neither of the other
+ * two ever sees, is in the first.  warn: say once when pg_stat_statements
+ * cannot be read.
+ */
+static void
+bt_watched_runs(List *stmts, bool warn)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *pgss_schema = NULL;
+	BtStatsSnapshot *snap = palloc(sizeof(BtStatsSnapshot));
+	Datum	   *qidvals;
+	int			nqids = 0;
+	Datum		qids;
+	ListCell   *lc;
+	int			ret;
+
+	qidvals = palloc(sizeof(Datum) * (list_length(stmts) + 1));
+	foreach(lc, stmts)
+	{
+		BtStmt	   *st = lfirst(lc);
+
+		if (!st->analysed)
+			continue;
+		qidvals[nqids++] = Int64GetDatum((int64) st->queryid);
+		if (bt_stats_fetch(MyDatabaseId, st->queryid, snap))
+		{
+			st->failed = (int64) snap->failed.count;
+			st->counted = (int64) (snap->done.count + snap->failed.count);
+			if (snap->has_before)
+			{
+				st->failed += snap->before.failed;
+				st->counted += snap->before.calls + snap->before.failed;
+			}
+		}
+	}
+	if (nqids == 0)
+		return;
+	qids = PointerGetDatum(construct_array(qidvals, nqids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+
+	SPI_connect();
+	/* pg_stat_statements is usable only when preloaded (its GUCs exist then) */
+	if (GetConfigOption("pg_stat_statements.max", true, false) != NULL)
+	{
+		ret = SPI_execute("SELECT n.nspname FROM pg_catalog.pg_extension e"
+						  " JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
+						  " WHERE e.extname = 'pg_stat_statements'", true, 1);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not read pg_extension: %s", SPI_result_code_string(ret));
+		if (SPI_processed > 0)
+			pgss_schema = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	}
+	SPI_finish();
+	MemoryContextSwitchTo(cxt);
+	if (pgss_schema == NULL && warn && !bt_warned_no_pgss)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("bingo_tune watcher cannot read pg_stat_statements; it sees only the runs bingo_tune counted and runs in progress"),
+				 errhint("Add pg_stat_statements to shared_preload_libraries before bingo_tune, restart the server, and create the extension pg_stat_statements.")));
+		bt_warned_no_pgss = true;
+	}
+
+	if (pgss_schema != NULL)
+		bt_read_pgss(stmts, qids, pgss_schema);
+	bt_read_activity(stmts, qids);
+	MemoryContextSwitchTo(cxt);
+}
+
+static BtStmtState
+bt_stmt_state(const BtStmt *st)
+{
+	if (!st->analysed)
+		return BT_STMT_WAITING;
+	if (st->running)
+		return BT_STMT_RUNNING;
+	if (st->calls > 0 || st->counted > 0)
+		return BT_STMT_SEEN;
+	return BT_STMT_IDLE;
+}
+
+/* how a statement was seen, for events, the log and watched() */
+static char *
+bt_stmt_seen_detail(const BtStmt *st)
+{
+	if (st->running)
+		return psprintf("running for longer than %d ms", bt_min_running);
+	if (st->calls > 0)
+		return psprintf(INT64_FORMAT " completed calls", st->calls);
+	if (st->failed > 0)
+		return psprintf(INT64_FORMAT " runs counted by bingo_tune, " INT64_FORMAT " failed",
+						st->counted, st->failed);
+	return psprintf(INT64_FORMAT " runs counted by bingo_tune", st->counted);
+}
+
+/*
  * Is any statement of want seen or running?  Returns the names of those
  * that are, "a, b".
  */
@@ -996,7 +1118,7 @@ bt_seen_statements(BtWantedIndex *want, List *stmts)
 		{
 			BtStmt	   *st = lfirst(lc2);
 
-			if (strcmp(st->name, name) == 0 && (st->calls > 0 || st->running))
+			if (strcmp(st->name, name) == 0 && bt_stmt_state(st) >= BT_STMT_SEEN)
 			{
 				if (buf.len > 0)
 					appendStringInfoString(&buf, ", ");
@@ -1018,18 +1140,12 @@ bt_watcher_pass(MemoryContext passcxt)
 {
 	bool		standby;
 	Oid			extoid;
-	char	   *pgss_schema = NULL;
 	List	   *stmts = NIL;
 	List	   *jobs = NIL;
 	List	   *wanted;
 	ListCell   *lc;
-	Datum	   *qidvals;
-	int			nqids = 0;
-	Datum		qids;
 	bool		inserted = false;
-	int			ret;
 	TimestampTz now;
-	MemoryContext oldcxt;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -1060,21 +1176,8 @@ bt_watcher_pass(MemoryContext passcxt)
 	 * pass keeps the report's latency tracking in step with them, whatever
 	 * the mode: measuring is not acting.
 	 */
-	oldcxt = MemoryContextSwitchTo(passcxt);
-	foreach(lc, bt_stats_sync())
-	{
-		BtWatched  *w = lfirst(lc);
-		BtStmt	   *st = palloc0(sizeof(BtStmt));
-
-		st->name = w->name;
-		st->sql = w->statement;
-		st->schema = w->schema;
-		st->analysed = w->matched;
-		st->queryid = w->queryid;
-		st->why = w->why;
-		stmts = lappend(stmts, st);
-	}
-	MemoryContextSwitchTo(oldcxt);
+	stmts = bt_watched_statements();
+	MemoryContextSwitchTo(passcxt);
 
 	if (bt_mode == BT_MODE_OFF)
 	{
@@ -1083,72 +1186,9 @@ bt_watcher_pass(MemoryContext passcxt)
 		return;
 	}
 
-	SPI_connect();
-	/* pg_stat_statements is usable only when preloaded (its GUCs exist then) */
-	if (GetConfigOption("pg_stat_statements.max", true, false) != NULL)
-	{
-		ret = SPI_execute("SELECT n.nspname FROM pg_catalog.pg_extension e"
-						  " JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
-						  " WHERE e.extname = 'pg_stat_statements'", true, 1);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "could not read pg_extension: %s", SPI_result_code_string(ret));
-		if (SPI_processed > 0)
-			pgss_schema = MemoryContextStrdup(passcxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-	}
-	SPI_finish();
-	if (pgss_schema == NULL && !bt_warned_no_pgss)
-	{
-		ereport(WARNING,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("bingo_tune watcher cannot read pg_stat_statements; it sees only runs in progress"),
-				 errhint("Add pg_stat_statements to shared_preload_libraries before bingo_tune, restart the server, and create the extension pg_stat_statements.")));
-		bt_warned_no_pgss = true;
-	}
+	/* every run counted: ours, pg_stat_statements', those in progress */
+	bt_watched_runs(stmts, true);
 	MemoryContextSwitchTo(passcxt);
-
-	qidvals = palloc(sizeof(Datum) * (list_length(stmts) + 1));
-	foreach(lc, stmts)
-	{
-		BtStmt	   *st = lfirst(lc);
-
-		if (st->analysed)
-			qidvals[nqids++] = Int64GetDatum((int64) st->queryid);
-	}
-	qids = PointerGetDatum(construct_array(qidvals, nqids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-
-	if (nqids > 0)
-	{
-		if (pgss_schema != NULL)
-			bt_read_pgss(stmts, qids, pgss_schema);
-		bt_read_activity(stmts, qids);
-		MemoryContextSwitchTo(passcxt);
-	}
-
-	/* publish each statement's state */
-	LWLockAcquire(bt_watcher->lock, LW_EXCLUSIVE);
-	{
-		BtWatcherSlot *s = &bt_watcher->slots[bt_my_slot];
-		int			n = 0;
-
-		foreach(lc, stmts)
-		{
-			BtStmt	   *st = lfirst(lc);
-			BtStmtStatus *ss;
-
-			if (n >= BT_MAX_STATUS)
-				break;
-			ss = &s->status[n++];
-			strlcpy(ss->name, st->name, NAMEDATALEN);
-			ss->queryid = st->analysed ? st->queryid : 0;
-			ss->calls = st->calls;
-			ss->state = !st->analysed ? BT_STMT_WAITING :
-				st->running ? BT_STMT_RUNNING :
-				st->calls > 0 ? BT_STMT_SEEN : BT_STMT_IDLE;
-			strlcpy(ss->detail, st->why ? st->why : "", sizeof(ss->detail));
-		}
-		s->nstatus = n;
-	}
-	LWLockRelease(bt_watcher->lock);
 
 	/* statements seen for the first time (with this queryid) */
 	foreach(lc, stmts)
@@ -1156,16 +1196,14 @@ bt_watcher_pass(MemoryContext passcxt)
 		BtStmt	   *st = lfirst(lc);
 		char	   *key;
 
-		if (!st->analysed || (st->calls == 0 && !st->running))
+		if (bt_stmt_state(st) < BT_STMT_SEEN)
 			continue;
 		key = psprintf("%s/" UINT64_FORMAT, st->name, st->queryid);
 		if (bt_str_member(bt_announced, key))
 			continue;
 		if (standby || !bt_seen_recorded(st->name, st->queryid))
 		{
-			char	   *detail = st->running ?
-				psprintf("running for longer than %d ms", bt_min_running) :
-				psprintf(INT64_FORMAT " completed calls", st->calls);
+			char	   *detail = bt_stmt_seen_detail(st);
 
 			/* one line per event, so no errdetail */
 			ereport(LOG,
@@ -1545,41 +1583,42 @@ bt_watcher_info(PG_FUNCTION_ARGS)
 /*
  * watched() returns setof (statement text, queryid bigint, state text,
  *							calls bigint, detail text)
- * as the current database's watcher saw them in its last pass.
+ * every watched statement of the current database, seen now exactly as the
+ * watcher sees it in a pass (the same two functions): the state, the
+ * completed calls in pg_stat_statements, and why it waits or how it was
+ * seen.
  */
 Datum
 bt_watched(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	BtStmtStatus *copy;
-	int			n = 0;
-	int			i;
+	List	   *stmts;
+	ListCell   *lc;
 
 	bt_require_watcher();
 	bt_init_srf(fcinfo);
 
-	copy = palloc(sizeof(BtStmtStatus) * BT_MAX_STATUS);
-	LWLockAcquire(bt_watcher->lock, LW_SHARED);
-	i = bt_find_slot(MyDatabaseId, false);
-	if (i >= 0 && bt_watcher->slots[i].pid != 0)
-	{
-		n = bt_watcher->slots[i].nstatus;
-		memcpy(copy, bt_watcher->slots[i].status, sizeof(BtStmtStatus) * n);
-	}
-	LWLockRelease(bt_watcher->lock);
+	stmts = bt_watched_statements();
+	bt_watched_runs(stmts, false);
 
-	for (int k = 0; k < n; k++)
+	foreach(lc, stmts)
 	{
+		BtStmt	   *st = lfirst(lc);
+		BtStmtState state = bt_stmt_state(st);
 		Datum		values[5];
 		bool		nulls[5] = {false, false, false, false, false};
 
-		values[0] = CStringGetTextDatum(copy[k].name);
-		values[1] = Int64GetDatum((int64) copy[k].queryid);
-		nulls[1] = copy[k].state == BT_STMT_WAITING;
-		values[2] = CStringGetTextDatum(bt_stmt_state_name(copy[k].state));
-		values[3] = Int64GetDatum(copy[k].calls);
-		values[4] = CStringGetTextDatum(copy[k].detail);
-		nulls[4] = copy[k].detail[0] == '\0';
+		values[0] = CStringGetTextDatum(st->name);
+		values[1] = Int64GetDatum((int64) st->queryid);
+		nulls[1] = state == BT_STMT_WAITING;
+		values[2] = CStringGetTextDatum(bt_stmt_state_name(state));
+		values[3] = Int64GetDatum(st->calls);
+		if (state == BT_STMT_WAITING)
+			values[4] = CStringGetTextDatum(st->why ? st->why : "");
+		else if (state >= BT_STMT_SEEN)
+			values[4] = CStringGetTextDatum(bt_stmt_seen_detail(st));
+		else
+			nulls[4] = true;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
