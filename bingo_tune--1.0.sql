@@ -180,9 +180,10 @@ RETURNS record
 AS 'MODULE_PATHNAME', 'bt_watcher_info'
 LANGUAGE C VOLATILE STRICT;
 
--- Each watched statement as the watcher saw it in its last pass: its
--- queryid here, and whether it is waiting (cannot be analysed yet: detail
--- says why), not seen, seen (completed calls) or running.
+-- Every watched statement as a watcher pass sees it, now: its queryid here,
+-- and whether it is waiting (cannot be analysed yet: detail says why), not
+-- seen, seen (runs counted by bingo_tune or pg_stat_statements: detail says
+-- which) or running.
 CREATE FUNCTION watched(
 	OUT statement text,
 	OUT queryid bigint,
@@ -258,8 +259,9 @@ GRANT EXECUTE ON FUNCTION watcher(), watched(), recommendations() TO pg_read_all
 -- One row per watched statement.  observed_ms is the budgeted percentile
 -- over every run, failed ones counted at how long they ran; headroom_pct is
 -- how far it is below the budget.  status: ok, at risk (above half the
--- budget, or any failed run), over budget, not seen (no run since "since"),
--- not tracked (bingo_tune.max_watched is full).  statement is shown to
+-- budget, or any failed run), over budget, no run since build (an index
+-- serving it was built at "since"), not seen (no run since "since"), not
+-- tracked (bingo_tune.max_watched is full).  statement is shown to
 -- superusers and members of pg_read_all_stats only.
 CREATE FUNCTION report(
 	OUT name text,
@@ -317,8 +319,8 @@ LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION "check"(text, integer) IS 'run the watched statements now and say whether each is within its budget and which of its indexes the plan uses';
 
--- What the last index build serving each statement bought: its figures
--- before the build beside those since.
+-- What the index builds serving each statement bought: its figures before
+-- the first build (since the last reset) beside those since.
 CREATE FUNCTION before_after(
 	OUT name text,
 	OUT built text,

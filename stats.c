@@ -39,7 +39,9 @@
  * in it never fails the client's statement), with the nesting level raised
  * (so its own queries are neither synced nor counted), and with a short
  * lock_timeout: a table locked by someone else leaves this backend stale,
- * to retry at its next statement.
+ * to retry at its next statement.  On a hot standby no hook sees the DDL,
+ * which arrives by replay; there each backend marks itself stale when it
+ * processes an invalidation of pg_class's name cache.
  *
  * What the hooks time.  Only top-level runs (nesting level 0, as in
  * pg_stat_statements: statements run by functions, procedures, DO blocks,
@@ -78,6 +80,7 @@
 
 #include "access/parallel.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_class.h"
 #include "commands/extension.h"
 #include "common/hashfn.h"
@@ -95,6 +98,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "bingo_tune.h"
@@ -210,6 +214,7 @@ static void bt_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								SubTransactionId parentSubid, void *arg);
 static void bt_release_callback(ResourceReleasePhase phase, bool isCommit,
 								bool isTopLevel, void *arg);
+static void bt_relname_changed(Datum arg, int cacheid, uint32 hashvalue);
 static bool bt_ddl_changes_names(Node *stmt);
 static void bt_ddl_publish_begin(void);
 static void bt_ddl_publish_end(void);
@@ -850,6 +855,17 @@ bt_ddl_publish_end(void)
 	bt_ddl_publishing = false;
 }
 
+/*
+ * A relation's name mapping changed (or the caches were reset).  On a hot
+ * standby that is the only sign of replayed DDL: sync before the next run.
+ */
+static void
+bt_relname_changed(Datum arg, int cacheid, uint32 hashvalue)
+{
+	if (RecoveryInProgress())
+		bt_sync_stale = true;
+}
+
 /* after the top-level transaction's locks are released (commit or abort) */
 static void
 bt_release_callback(ResourceReleasePhase phase, bool isCommit, bool isTopLevel,
@@ -1008,6 +1024,7 @@ bt_stats_install_hooks(void)
 	RegisterXactCallback(bt_xact_callback, NULL);
 	RegisterSubXactCallback(bt_subxact_callback, NULL);
 	RegisterResourceReleaseCallback(bt_release_callback, NULL);
+	CacheRegisterSyscacheCallback(RELNAMENSP, bt_relname_changed, (Datum) 0);
 }
 
 /*

@@ -130,7 +130,8 @@ sub drop_session_list_indexes
 			WHERE 'session_list' = ANY (statements) AND state <> 'missing' LOOP
 			EXECUTE format('DROP INDEX public.%I', r.index_name);
 		END LOOP; END$$;
-		SELECT pg_stat_statements_reset();});
+		SELECT pg_stat_statements_reset();
+		SELECT bingo_tune.reset();});
 }
 
 sub set_mode
