@@ -894,9 +894,13 @@ bt_sync_needed(void)
 	gen = pg_atomic_read_u64(&bt_stats->ddl_gen[slot]);
 	if (gen == bt_synced_gen)
 		return false;
-	/* someone in this database synced at this generation: that will do */
+	/*
+	 * Someone in this database synced at this generation: that will do.
+	 * Not on a standby, where replayed DDL leaves the generation alone.
+	 */
 	if (pg_atomic_read_u64(&bt_stats->ddl_synced[slot]) ==
-		(((uint64) MyDatabaseId) << 32 | (gen & 0xFFFFFFFF)))
+		(((uint64) MyDatabaseId) << 32 | (gen & 0xFFFFFFFF)) &&
+		!RecoveryInProgress())
 	{
 		bt_synced_gen = gen;
 		return false;
