@@ -86,12 +86,24 @@ bt_check_param_numbers(const char *sql)
 	yyscanner = scanner_init(sql, &yyextra, &ScanKeywords, ScanKeywordTokens);
 	while ((tok = core_yylex(&yylval, &yylloc, yyscanner)) != 0)
 	{
-		if (tok == PARAM && (yylval.ival < 1 || yylval.ival > BT_MAX_PARAM))
+		const char *digits;
+		size_t		ndigits;
+
+		if (tok != PARAM)
+			continue;
+		/* from the text: a number too long for an int wraps in ival */
+		digits = sql + yylloc + 1;
+		ndigits = strspn(digits, "0123456789");
+		while (ndigits > 1 && digits[0] == '0')
+		{
+			digits++;
+			ndigits--;
+		}
+		if (ndigits > 5 || atoi(pnstrdup(digits, ndigits)) > BT_MAX_PARAM)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("watched statement uses parameter $%s, above $%d",
-							pnstrdup(sql + yylloc + 1, strspn(sql + yylloc + 1, "0123456789")),
-							BT_MAX_PARAM),
+							pnstrdup(digits, ndigits), BT_MAX_PARAM),
 					 errdetail("A client can send at most %d parameters with a statement.", BT_MAX_PARAM),
 					 errhint("Number the statement's parameters $1, $2, ... as the application sends them.")));
 	}

@@ -13,8 +13,8 @@
  * and the exact count, sum, min and max; a percentile is interpolated
  * geometrically inside its bucket and clamped to [min, max], so it is
  * within 5 % of the true value.  An entry also keeps a summary of the
- * figures from before the last index build that served it (see
- * bt_stats_index_built), so the report can show what the build bought.
+ * figures from before the first index build that served it (see
+ * bt_stats_index_built), so the report can show what the builds bought.
  *
  * Who fills the table.  Entries are created by bt_stats_register(), which
  * report.c's catalog pass (report(), reset(), check(), the catalog trigger,

@@ -55,6 +55,11 @@ like($stderr, qr/HINT:  Number the statement's parameters \$1, \$2/, 'with a hin
 	UPDATE bingo_tune.watch SET statement = statement || ' OFFSET $65536'
 	WHERE name = 'movie_list'});
 like($stderr, qr/parameter \$65536, above \$65535/, 'an update is checked too');
+($ret, $stdout, $stderr) = $node->psql('postgres', q{
+	INSERT INTO bingo_tune.watch (name, statement, budget)
+	VALUES ('wraps', 'SELECT id FROM bt_items WHERE id = $4294967301', '1 s')});
+like($stderr, qr/parameter \$4294967301, above \$65535/,
+	'a number that wraps around in an int is refused too');
 $node->safe_psql('postgres', q{
 	INSERT INTO bingo_tune.watch (name, statement, budget)
 	VALUES ('many', 'SELECT id FROM bt_items WHERE id = $65535', '1 s');
