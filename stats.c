@@ -814,6 +814,7 @@ bt_ddl_changes_names(Node *stmt)
 		case T_DropRoleStmt:
 		case T_AlterSystemStmt:
 		case T_RefreshMatViewStmt:
+		case T_ClusterStmt:
 			return false;
 		default:
 			return GetCommandLogLevel(stmt) == LOGSTMT_DDL;
@@ -876,9 +877,9 @@ bt_release_callback(ResourceReleasePhase phase, bool isCommit, bool isTopLevel,
 }
 
 /*
- * Must this backend sync before noting a run?  Lock-free: a full barrier
- * (this run's plan was made from catalogs read before it), then two or
- * three reads of shared memory.
+ * Must this backend sync before noting a run?  Lock-free: a read barrier
+ * (this run's plan was made from catalogs read before: those reads must
+ * not pass the ones below), then two or three reads of shared memory.
  */
 static bool
 bt_sync_needed(void)
@@ -888,7 +889,7 @@ bt_sync_needed(void)
 
 	if (bt_sync_stale)
 		return true;
-	pg_memory_barrier();
+	pg_read_barrier();
 	if (pg_atomic_read_u32(&bt_stats->ddl_inflight[slot]) != 0)
 		return true;
 	gen = pg_atomic_read_u64(&bt_stats->ddl_gen[slot]);
@@ -931,7 +932,7 @@ bt_sync_if_stale(void)
 	volatile bool complete = true;
 	ErrorData  *volatile failure = NULL;
 
-	pg_memory_barrier();
+	pg_read_barrier();
 	inflight = pg_atomic_read_u32(&bt_stats->ddl_inflight[slot]) != 0;
 	gen = pg_atomic_read_u64(&bt_stats->ddl_gen[slot]);
 	bt_sync_stale = false;
