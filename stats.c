@@ -23,11 +23,12 @@
  *
  * Registration is never late.  A statement's queryid changes only when the
  * names in it resolve differently: a table created, dropped, renamed,
- * altered.  So the utility hook notes every such statement (bt_ddl_changes_
- * names), and such a transaction publishes, per database, a generation
- * counter in shared memory: bumped once before its commit becomes visible
- * (with a "commit in flight" count raised) and once after its invalidation
- * messages are sent and its locks released (count lowered).  The executor
+ * altered.  So the utility hook notes every such statement
+ * (bt_ddl_changes_names), and such a transaction publishes, per database, a
+ * generation counter in shared memory: bumped once before its commit
+ * becomes visible (with a "commit in flight" count raised) and once after
+ * its invalidation messages are sent and its locks released (count
+ * lowered).  The executor
  * hook of a client's top-level statement compares the counter with the
  * generation this backend (or anyone in this database) last synced at, two
  * memory reads, and when they differ, or a commit is in flight, or this
