@@ -277,7 +277,7 @@ typedef struct BtStatsSnapshot
 	BtHistogram done;			/* completed runs */
 	BtHistogram failed;			/* failed runs, by how long they ran */
 	bool		has_before;
-	BtLatencySummary before;	/* before the last index build */
+	BtLatencySummary before;	/* before the first index build */
 	TimestampTz built_at;
 	char		built[BT_BUILT_MAXLEN]; /* the index(es) built then */
 } BtStatsSnapshot;
@@ -309,7 +309,8 @@ extern int	bt_stats_reset(Oid dboid, uint64 queryid);
 extern bool bt_stats_fetch(Oid dboid, uint64 queryid, BtStatsSnapshot *snap);
 /*
  * An index was built in dboid: the statements it serves keep their figures
- * so far as "before" and count afresh.  Called by bt_build_index().
+ * so far as "before" and count afresh, at the first build only (later ones
+ * are added to what was built).  Called by bt_build_index().
  */
 extern void bt_stats_index_built(Oid dboid, const char *canonical,
 								 const char *index_name);

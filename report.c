@@ -525,7 +525,7 @@ bt_reset(PG_FUNCTION_ARGS)
 
 /*
  * before_after() returns, for each watched statement an index build served,
- * its figures before the last build and since then.
+ * its figures before the first build (since the last reset) and since then.
  */
 Datum
 bt_before_after(PG_FUNCTION_ARGS)

@@ -136,7 +136,7 @@ typedef struct BtStatsEntry
 	BtHistogram done;			/* completed runs */
 	BtHistogram failed;			/* failed runs, by how long they ran */
 	bool		has_before;
-	BtLatencySummary before;	/* figures before the last build */
+	BtLatencySummary before;	/* figures before the first build */
 	TimestampTz built_at;		/* when that build finished */
 	char		built[BT_BUILT_MAXLEN]; /* index(es) built then */
 } BtStatsEntry;
