@@ -259,10 +259,10 @@ GRANT EXECUTE ON FUNCTION watcher(), watched(), recommendations() TO pg_read_all
 -- One row per watched statement.  observed_ms is the budgeted percentile
 -- over every run, failed ones counted at how long they ran; headroom_pct is
 -- how far it is below the budget.  status: ok, at risk (above half the
--- budget, or any failed run), over budget, no run since build (an index
--- serving it was built at "since"), not seen (no run since "since"), not
--- tracked (bingo_tune.max_watched is full).  statement is shown to
--- superusers and members of pg_read_all_stats only.
+-- budget, or any failed run), over budget, no run since build (it ran,
+-- then an index serving it was built at "since"), not seen (no run since
+-- "since"), not tracked (bingo_tune.max_watched is full).  statement is
+-- shown to superusers and members of pg_read_all_stats only.
 CREATE FUNCTION report(
 	OUT name text,
 	OUT queryid bigint,

@@ -461,8 +461,8 @@ bt_report(PG_FUNCTION_ARGS)
 
 		if (w->matched && !tracked)
 			status = "not tracked";
-		else if (sum.calls + sum.failed == 0 && tracked && snap->built_at != 0)
-			status = "no run since build";	/* figures count from the build */
+		else if (sum.calls + sum.failed == 0 && tracked && snap->has_before)
+			status = "no run since build";	/* it ran before, see before_after */
 		else if (sum.calls + sum.failed == 0)
 			status = "not seen";
 		else if (observed > w->budget_ms)

@@ -705,8 +705,7 @@ bt_stats_fetch(Oid dboid, uint64 queryid, BtStatsSnapshot *snap)
  * their index to the list of what was built and never move a run from one
  * side to the other.  before.calls + after.calls is then every completed
  * run since the reset, and the same for failed runs.  built_at is when
- * "after" starts; a build with no run before it only sets built_at, so
- * that report() can say there was no run since.
+ * "after" starts (a build with no run before it only sets built_at).
  */
 void
 bt_stats_index_built(Oid dboid, const char *canonical, const char *index_name)

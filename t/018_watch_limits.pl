@@ -95,5 +95,15 @@ is($node->safe_psql('postgres', q{
 	SELECT status FROM bingo_tune.report() WHERE name = 'item_by_id'}),
 	'not seen', 'after reset(): not seen');
 
+# a build that comes before any run: the statement was never seen
+$node->safe_psql('postgres', q{
+	INSERT INTO bingo_tune.watch (name, statement, budget, indexes)
+	VALUES ('item_by_payload', 'SELECT id FROM bt_items WHERE payload = $1', '1 s',
+			ARRAY['bt_items (payload)'])});
+$node->safe_psql('postgres', q{CALL bingo_tune.apply('item_by_payload')});
+is($node->safe_psql('postgres', q{
+	SELECT status || ' ' || indexes FROM bingo_tune.report() WHERE name = 'item_by_payload'}),
+	'not seen 1/1 present', 'built before any run: not seen');
+
 $node->stop;
 done_testing();
