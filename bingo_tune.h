@@ -131,13 +131,36 @@ extern int	bt_app_search_path(const char *schema);
  * its unqualified names are looked up as the application looks them up
  * (bt_app_search_path).  $n
  * parameters get the types the server infers, as when a driver sends them
- * untyped.  Parses and analyses only; runs nothing.  Needs a transaction;
+ * untyped.  Parses and analyses only, as the owner of the statement's tables
+ * (bt_statement_owner): analysis runs no planner or executor, but coercing
+ * a literal runs type input functions and domain CHECKs, which may be that
+ * owner's code.  Needs a transaction;
  * errors (a table that does not exist yet, say) are caught in a
  * subtransaction: returns false and, if why is not NULL, sets *why to the
  * error message.
  */
 extern bool bt_statement_queryid(const char *sql, const char *schema,
 								 uint64 *queryid, char **why);
+
+/*
+ * The role whose rights analyse a watched statement, and run it in check():
+ * the one owner of the relations its raw parse tree names, resolved as the
+ * application resolves them (or the owner of the schema when it names
+ * none).  InvalidOid with *why set when a name resolves to a temporary
+ * relation (the application's table is missing) or the schema does not
+ * exist; tables of different owners raise an error.  name: the watched
+ * statement's name for messages, or NULL.
+ */
+extern Oid	bt_statement_owner(const char *sql, const char *schema, const char *name,
+							   char **why);
+
+/*
+ * Parse and analyse sql as owner, security-restricted, with the
+ * application's search path, and check that every relation the analysed
+ * tree reads belongs to owner and is not temporary.  Errors propagate.
+ */
+extern Query *bt_statement_analyse_as(const char *sql, const char *schema, Oid owner,
+									  const char *name, Oid **paramtypes, int *nparams);
 
 /*
  * Parse and analyse sql (exactly one statement) with the current

@@ -11,6 +11,27 @@
  * the application finds them (bt_app_search_path), and hash the tree with
  * the server's own JumbleQuery().  Nothing is planned or executed.
  *
+ * As whom.  Parse analysis is not free of other roles' code: coercing a
+ * literal to a column's type runs that type's input function, and for a
+ * domain (or an array, range or composite over one) its CHECK
+ * constraints, which may call any function the domain's owner wrote.  The
+ * owner of the application's tables controls those types.  So a watched
+ * statement is analysed with the rights of the owner of the tables it
+ * names, inside a security-restricted operation with a GUC nest level of
+ * its own, as PostgreSQL runs ANALYZE and CREATE INDEX, never with the
+ * rights of the superuser or the monitoring role that asked.
+ * bt_statement_owner() finds that owner before anything is analysed: it
+ * collects the relation names of the raw parse tree (FROM items, joins,
+ * subqueries, CTEs, DML targets), resolves them with the application's
+ * path without locking or opening them, and requires one owner
+ * (relations built in at initdb, such as the system catalogs, are
+ * trusted and left out); a statement that names no table is analysed as
+ * the owner of its schema.  A name it cannot resolve (a table not created
+ * yet, a CTE) is skipped; a CTE named like a table counts that table too,
+ * which errs on the side of refusing.  After analysis,
+ * bt_statement_analyse_as() checks that every relation in the analysed
+ * range table has that owner.
+ *
  * Names.  The application's session searches pg_catalog first (implicitly:
  * it is not on its search_path), then its schema.  bt_app_search_path() sets
  * exactly that: "<schema>", pg_temp.  Listing pg_catalog after the schema
@@ -19,9 +40,12 @@
  * longer be the application's, and whoever then runs the statement would
  * run the planted code.  pg_temp is listed last so that a temporary table
  * named like an application table (in check()'s or report()'s caller's
- * session) never stands in for it.  Every place that resolves a watched
- * statement's names goes through this one function: the queryid (catalog
- * trigger, report()'s catalog pass, the watcher) and check().
+ * session) never stands in for it, and a statement whose names resolve to
+ * a temporary relation anyway (the application's table is missing, in the
+ * middle of a migration) is treated as one whose table is missing.  Every
+ * place that resolves a watched statement's names goes through this one
+ * function: the queryid (catalog trigger, report()'s catalog pass, the
+ * watcher, queryid()) and check().
  *
  * Parameters ($1, ...) get the types the server infers from their context,
  * which is what happens when a driver sends them untyped.
@@ -33,18 +57,27 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "access/transam.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
 #include "commands/dbcommands.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
 #include "parser/analyze.h"
 #include "parser/parse_node.h"
 #include "parser/parse_param.h"
 #include "parser/parser.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/syscache.h"
 #if PG_VERSION_NUM >= 160000
 #include "nodes/queryjumble.h"
 #else
@@ -54,6 +87,21 @@
 #include "bingo_tune.h"
 
 PG_FUNCTION_INFO_V1(bt_queryid);
+
+/* The owner a statement's relations agree on, while they are collected. */
+typedef struct BtOwnerState
+{
+	const char *name;			/* the watched statement's name, or NULL */
+	Oid			owner;			/* InvalidOid until the first relation */
+	Oid			first_relid;	/* the relation owner was taken from */
+} BtOwnerState;
+
+static bool bt_rangevar_walker(Node *node, void *context);
+static bool bt_rte_walker(Node *node, void *context);
+static char *bt_owner_note(BtOwnerState *st, Oid relid);
+static uint64 bt_analyse_and_jumble(const char *sql, const char *schema, Oid member);
+static bool bt_statement_queryid_for(const char *sql, const char *schema, Oid member,
+									 uint64 *queryid, char **why);
 
 /*
  * Parse and analyse sql with the current search_path; $n get the types
@@ -105,33 +153,258 @@ bt_app_search_path(const char *schema)
 	return nestlevel;
 }
 
+/* Collect the RangeVars of a raw (unanalysed) parse tree. */
+static bool
+bt_rangevar_walker(Node *node, void *context)
+{
+	List	  **rvs = (List **) context;
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeVar))
+	{
+		*rvs = lappend(*rvs, node);
+		return false;
+	}
+	return raw_expression_tree_walker(node, bt_rangevar_walker, context);
+}
+
+/* Collect the relation OIDs of an analysed query, subqueries and CTEs included. */
+static bool
+bt_rte_walker(Node *node, void *context)
+{
+	List	  **relids = (List **) context;
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+
+		if (rte->rtekind == RTE_RELATION)
+			*relids = list_append_unique_oid(*relids, rte->relid);
+		return false;			/* range_table_walker goes on into subqueries */
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, bt_rte_walker, context,
+								 QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, bt_rte_walker, context);
+}
+
 /*
- * Analyse sql with the application's search path for schema and return its
- * queryid.  Runs inside the caller's subtransaction; errors propagate.
+ * Note relid as a relation the statement reads.  Relations built in at
+ * initdb (system catalogs and views) are left out: their owner is the
+ * bootstrap superuser and their column types are built in.  Returns NULL,
+ * or why the statement's names do not resolve as the application's: a
+ * temporary relation (its own table is missing).  Relations of different
+ * owners raise an error.
+ */
+static char *
+bt_owner_note(BtOwnerState *st, Oid relid)
+{
+	HeapTuple	tup;
+	Form_pg_class rel;
+	Oid			relowner;
+
+	if (relid < FirstNormalObjectId)
+		return NULL;
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	rel = (Form_pg_class) GETSTRUCT(tup);
+	relowner = rel->relowner;
+	if (rel->relpersistence == RELPERSISTENCE_TEMP || isAnyTempNamespace(rel->relnamespace))
+	{
+		char	   *why = psprintf("relation \"%s\" is missing: the name resolves to a temporary relation",
+								   NameStr(rel->relname));
+
+		ReleaseSysCache(tup);
+		return why;
+	}
+	ReleaseSysCache(tup);
+
+	if (!OidIsValid(st->owner))
+	{
+		st->owner = relowner;
+		st->first_relid = relid;
+	}
+	else if (relowner != st->owner)
+	{
+		char	   *stmt = st->name ? psprintf("watched statement \"%s\"", st->name) : "the statement";
+
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s is neither analysed nor checked here: its tables have different owners",
+						stmt),
+				 OidIsValid(st->first_relid) ?
+				 errdetail("Table \"%s\" belongs to role \"%s\", table \"%s\" to role \"%s\".",
+						   get_rel_name(st->first_relid), GetUserNameFromId(st->owner, false),
+						   get_rel_name(relid), GetUserNameFromId(relowner, false)) :
+				 errdetail("It was analysed as role \"%s\", and table \"%s\" belongs to role \"%s\".",
+						   GetUserNameFromId(st->owner, false),
+						   get_rel_name(relid), GetUserNameFromId(relowner, false)),
+				 errhint("bingo_tune analyses a statement, and check() runs it, as the owner of its tables; "
+						 "give them one owner with ALTER TABLE ... OWNER TO.")));
+	}
+	return NULL;
+}
+
+/*
+ * The role whose rights analyse sql (and check() runs it): the owner of the
+ * relations it names, found as the application finds them, without
+ * analysing the text.  A statement that names no table: the owner of its
+ * schema.  name is the watched statement's name for messages (or NULL).
+ * Returns InvalidOid with *why set when the names do not resolve as the
+ * application's (a temporary relation) or the schema does not exist; tables
+ * of different owners raise an error.  The caller's role decides which
+ * schemas are visible; the catalog pass calls this as the catalog's owner.
+ */
+Oid
+bt_statement_owner(const char *sql, const char *schema, const char *name, char **why)
+{
+	List	   *raw;
+	List	   *rvs = NIL;
+	BtOwnerState st = {name, InvalidOid, InvalidOid};
+	int			nestlevel;
+	ListCell   *lc;
+
+	raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+	if (list_length(raw) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a watched statement must be exactly one statement")));
+	(void) bt_rangevar_walker(linitial_node(RawStmt, raw)->stmt, &rvs);
+
+	nestlevel = bt_app_search_path(schema);
+	foreach(lc, rvs)
+	{
+		Oid			relid = RangeVarGetRelid(lfirst_node(RangeVar, lc), NoLock, true);
+		char	   *msg;
+
+		if (!OidIsValid(relid))
+			continue;			/* not created yet, or a CTE's name */
+		msg = bt_owner_note(&st, relid);
+		if (msg != NULL)
+		{
+			AtEOXact_GUC(false, nestlevel);
+			*why = msg;
+			return InvalidOid;
+		}
+	}
+	AtEOXact_GUC(false, nestlevel);
+
+	if (!OidIsValid(st.owner))
+	{
+		Oid			nsp = get_namespace_oid(schema, true);
+		HeapTuple	tup;
+
+		if (!OidIsValid(nsp))
+		{
+			*why = psprintf("schema \"%s\" does not exist", schema);
+			return InvalidOid;
+		}
+		tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for schema %u", nsp);
+		st.owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+		ReleaseSysCache(tup);
+	}
+	return st.owner;
+}
+
+/*
+ * Parse and analyse sql as owner (bt_statement_owner's answer), inside a
+ * security-restricted operation and a GUC nest level of its own, with the
+ * application's search path; then check that every relation the analysed
+ * tree reads belongs to owner and none is temporary.  Errors propagate;
+ * the (sub)transaction's abort restores the caller's role and settings.
+ */
+Query *
+bt_statement_analyse_as(const char *sql, const char *schema, Oid owner, const char *name,
+						Oid **paramtypes, int *nparams)
+{
+	Query	   *query;
+	Oid			save_userid;
+	int			save_sec;
+	int			nestlevel;
+	List	   *relids = NIL;
+	BtOwnerState st = {name, owner, InvalidOid};
+	ListCell   *lc;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	nestlevel = bt_app_search_path(schema);
+
+	query = bt_statement_analyse(sql, paramtypes, nparams);
+
+	(void) query_tree_walker(query, bt_rte_walker, &relids, QTW_EXAMINE_RTES_BEFORE);
+	foreach(lc, relids)
+	{
+		char	   *msg = bt_owner_note(&st, lfirst_oid(lc));
+
+		if (msg != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg_internal("%s", msg)));
+	}
+
+	AtEOXact_GUC(false, nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec);
+	return query;
+}
+
+/*
+ * Analyse sql as the owner of its tables, with the application's search
+ * path for schema, and return its queryid.  When member is valid, it must
+ * have that owner's privileges.  Runs inside the caller's subtransaction;
+ * errors propagate.
  */
 static uint64
-bt_analyse_and_jumble(const char *sql, const char *schema)
+bt_analyse_and_jumble(const char *sql, const char *schema, Oid member)
 {
 	Query	   *query;
 	Oid		   *paramtypes;
 	int			nparams;
-	int			nestlevel;
+	Oid			owner;
+	char	   *why = NULL;
 
-	nestlevel = bt_app_search_path(schema);
+	owner = bt_statement_owner(sql, schema, NULL, &why);
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg_internal("%s", why)));
+	if (OidIsValid(member) && !has_privs_of_role(member, owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to analyse the statement as role \"%s\"",
+						GetUserNameFromId(owner, false)),
+				 errdetail("Analysing a statement may run code of the types of its tables' columns; "
+						   "queryid() runs it with the rights of the tables' owner."),
+				 errhint("Call queryid() as that role, a member of it or a superuser.")));
 
-	query = bt_statement_analyse(sql, &paramtypes, &nparams);
+	query = bt_statement_analyse_as(sql, schema, owner, NULL, &paramtypes, &nparams);
 #if PG_VERSION_NUM >= 160000
 	(void) JumbleQuery(query);
 #else
 	(void) JumbleQuery(query, sql);
 #endif
-
-	AtEOXact_GUC(false, nestlevel);
 	return query->queryId;
 }
 
 bool
 bt_statement_queryid(const char *sql, const char *schema, uint64 *queryid, char **why)
+{
+	return bt_statement_queryid_for(sql, schema, InvalidOid, queryid, why);
+}
+
+/*
+ * bt_statement_queryid, and when member is valid, a refusal (an error)
+ * unless member has the privileges of the tables' owner.
+ */
+static bool
+bt_statement_queryid_for(const char *sql, const char *schema, Oid member,
+						 uint64 *queryid, char **why)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -142,7 +415,7 @@ bt_statement_queryid(const char *sql, const char *schema, uint64 *queryid, char 
 
 	PG_TRY();
 	{
-		*queryid = bt_analyse_and_jumble(sql, schema);
+		*queryid = bt_analyse_and_jumble(sql, schema, member);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
@@ -158,6 +431,10 @@ bt_statement_queryid(const char *sql, const char *schema, uint64 *queryid, char 
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
+		if (OidIsValid(member) &&
+			(edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE ||
+			 edata->sqlerrcode == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE))
+			ReThrowError(edata);
 		if (why)
 			*why = pstrdup(edata->message);
 		FreeErrorData(edata);
@@ -171,7 +448,9 @@ bt_statement_queryid(const char *sql, const char *schema, uint64 *queryid, char 
  * queryid(statement text, schema name) returns bigint
  *
  * NULL, with a notice saying why, when the statement cannot be analysed
- * here yet.
+ * here yet.  The text is analysed as the owner of its tables, like the
+ * catalog's statements; a caller without that owner's privileges is
+ * refused, since the text is the caller's own.
  */
 Datum
 bt_queryid(PG_FUNCTION_ARGS)
@@ -181,7 +460,7 @@ bt_queryid(PG_FUNCTION_ARGS)
 	uint64		queryid;
 	char	   *why = NULL;
 
-	if (!bt_statement_queryid(sql, schema, &queryid, &why))
+	if (!bt_statement_queryid_for(sql, schema, GetUserId(), &queryid, &why))
 	{
 		ereport(NOTICE,
 				(errmsg("statement cannot be analysed in database \"%s\" yet: %s",

@@ -123,7 +123,7 @@ static Oid *bt_param_types(const char *sql, int *nparams);
 static ParamListInfo bt_param_values(BtWatched *w, Oid *types, int ntypes);
 static void bt_plan_indexes(Plan *plan, List **oids);
 static bool bt_relations_walker(Node *node, void *context);
-static Query *bt_analyse_caught(const char *sql, char **why);
+static Query *bt_analyse_caught(BtWatched *w, Oid owner, char **why);
 static Oid	bt_check_role(BtWatched *w, char **why);
 static void bt_check_one(ReturnSetInfo *rsinfo, BtWatched *w, int runs);
 
@@ -742,11 +742,11 @@ bt_relations_walker(Node *node, void *context)
 }
 
 /*
- * Analyse sql in a subtransaction: NULL, with *why set, when it fails (a
- * cancel still propagates).
+ * Analyse sql as owner (bt_statement_analyse_as) in a subtransaction: NULL,
+ * with *why set, when it fails (a cancel still propagates).
  */
 static Query *
-bt_analyse_caught(const char *sql, char **why)
+bt_analyse_caught(BtWatched *w, Oid owner, char **why)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner resowner = CurrentResourceOwner;
@@ -759,7 +759,7 @@ bt_analyse_caught(const char *sql, char **why)
 		Oid		   *types;
 		int			n;
 
-		query = bt_statement_analyse(sql, &types, &n);
+		query = bt_statement_analyse_as(w->statement, w->schema, owner, w->name, &types, &n);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = resowner;
@@ -774,7 +774,8 @@ bt_analyse_caught(const char *sql, char **why)
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = resowner;
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			edata->sqlerrcode == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE)
 			ReThrowError(edata);
 		*why = edata->message;
 	}
@@ -783,35 +784,37 @@ bt_analyse_caught(const char *sql, char **why)
 }
 
 /*
- * The role check() runs w's statement as: the owner of the tables it names.
- * The statement is analysed first, as the catalog's owner like the catalog
- * pass (the application's search path is set; analysis runs nothing).
- * Every relation it names must be an ordinary or partitioned table: a view
- * (one the schema's owner put in a table's place, say) or a foreign table
- * would run code of whoever made it, so check() refuses it rather than
- * judge whose rights that code should get.  The
- * tables must have one owner.  A statement that names no table runs as the
- * owner of the row's schema.  When the statement cannot be analysed here
- * (its tables do not exist yet), returns InvalidOid with *why set, and the
- * caller reports that as the row's error.
+ * The role check() runs w's statement as: the owner of the tables it names
+ * (bt_statement_owner, found as the catalog's owner like the catalog pass,
+ * whatever the caller may see; tables of different owners raise an error),
+ * or of the row's schema when it names none.  The statement is analysed
+ * as that owner; every relation it reads must be an ordinary or
+ * partitioned table: a view (one the schema's owner put in a table's
+ * place, say) or a foreign table would run code of whoever made it, so
+ * check() refuses it rather than judge whose rights that code should get.
+ * When the statement cannot be analysed here (its tables do not exist
+ * yet), returns InvalidOid with *why set, and the caller reports that as
+ * the row's error.
  */
 static Oid
 bt_check_role(BtWatched *w, char **why)
 {
 	Query	   *query;
 	List	   *rtes = NIL;
-	Oid			role = InvalidOid;
-	Oid			first_relid = InvalidOid;
+	Oid			role;
 	Oid			save_userid;
 	int			save_sec;
 	ListCell   *lc;
 
-	/* found as the catalog pass finds them, whatever the caller may see */
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(bt_catalog_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
-	query = bt_analyse_caught(w->statement, why);
+	role = bt_statement_owner(w->statement, w->schema, w->name, why);
 	SetUserIdAndSecContext(save_userid, save_sec);
+	if (!OidIsValid(role))
+		return InvalidOid;
+
+	query = bt_analyse_caught(w, role, why);
 	if (query == NULL)
 		return InvalidOid;
 
@@ -821,13 +824,11 @@ bt_check_role(BtWatched *w, char **why)
 		RangeTblEntry *rte = lfirst(lc);
 		HeapTuple	tup;
 		Form_pg_class rel;
-		Oid			relowner;
 
 		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rte->relid));
 		if (!HeapTupleIsValid(tup))
 			elog(ERROR, "cache lookup failed for relation %u", rte->relid);
 		rel = (Form_pg_class) GETSTRUCT(tup);
-		relowner = rel->relowner;
 		if (rel->relkind != RELKIND_RELATION && rel->relkind != RELKIND_PARTITIONED_TABLE)
 			ereport(ERROR,
 					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
@@ -837,39 +838,6 @@ bt_check_role(BtWatched *w, char **why)
 							   "a view or a foreign table runs code check() cannot vouch for."),
 					 errhint("Make the row's schema the one that holds the application's tables, "
 							 "or judge this statement by its runs in bingo_tune.report().")));
-		ReleaseSysCache(tup);
-
-		if (!OidIsValid(role))
-		{
-			role = relowner;
-			first_relid = rte->relid;
-		}
-		else if (relowner != role)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("check() does not run watched statement \"%s\": its tables have different owners",
-							w->name),
-					 errdetail("Table \"%s\" belongs to role \"%s\", table \"%s\" to role \"%s\".",
-							   get_rel_name(first_relid), GetUserNameFromId(role, false),
-							   get_rel_name(rte->relid), GetUserNameFromId(relowner, false)),
-					 errhint("check() runs a statement as the owner of its tables; "
-							 "give them one owner with ALTER TABLE ... OWNER TO.")));
-	}
-
-	if (!OidIsValid(role))
-	{
-		Oid			nsp = get_namespace_oid(w->schema, true);
-		HeapTuple	tup;
-
-		if (!OidIsValid(nsp))
-		{
-			*why = psprintf("schema \"%s\" does not exist", w->schema);
-			return InvalidOid;
-		}
-		tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
-		if (!HeapTupleIsValid(tup))
-			elog(ERROR, "cache lookup failed for schema %u", nsp);
-		role = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
 		ReleaseSysCache(tup);
 	}
 	return role;

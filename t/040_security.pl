@@ -242,7 +242,8 @@ $node->safe_psql('postgres', q{
 	q{SELECT outcome FROM bingo_tune.check('mixed_owners', 1)});
 isnt($ret, 0, 'check() refuses a statement whose tables have different owners');
 like($err, qr/its tables have different owners/, 'and says why');
-like($err, qr/HINT:  check\(\) runs a statement as the owner of its tables/, 'with a hint');
+like($err, qr/HINT:  bingo_tune analyses a statement, and check\(\) runs it, as the owner of its tables/,
+	'with a hint');
 
 # the caller's role and settings are back after a check, and after one
 # that failed inside the caller's exception block
@@ -257,6 +258,101 @@ is($node->safe_psql('postgres', q{
 	SELECT session_user = current_user, current_setting('search_path');
 }), "1\nt|\"\$user\", public", 'the caller\'s role and search_path are restored');
 $node->safe_psql('postgres', q{DELETE FROM bingo_tune.watch WHERE name = 'mixed_owners'});
+
+# --- a domain whose CHECK runs during parse analysis -----------------------
+
+# Coercing a literal to an array of a domain runs the domain's CHECK while
+# the statement is analysed: no plan, no execution.  The app's CHECK tries
+# to make the app a superuser and fires the trap.  Every place that
+# analyses watched text must do so as the tables' owner.
+sub app_is_superuser
+{
+	return $node->safe_psql('postgres',
+		q{SELECT rolsuper FROM pg_roles WHERE rolname = 'app'});
+}
+
+# is the app still no superuser, and no trap fired?  Then undo either, so
+# that each place is judged on its own.
+sub not_escaped
+{
+	my ($label) = @_;
+	my $got = app_is_superuser() . fired();
+	$node->safe_psql('postgres', q{ALTER ROLE app NOSUPERUSER});
+	unlink glob("$trapdir/*");
+	return is($got, 'f', $label);
+}
+
+sub watcher_passes
+{
+	my $passes = $node->safe_psql('postgres', 'SELECT passes FROM bingo_tune.watcher()');
+	return $node->poll_query_until('postgres',
+		"SELECT passes >= $passes + 2 FROM bingo_tune.watcher()");
+}
+
+my $tagged = q{SELECT movies.id FROM movies WHERE movies.tags @> '{x}'};
+(my $tagged_lit = $tagged) =~ s/'/''/g;
+
+# the row goes in first, while the column it needs does not exist yet
+$node->safe_psql('postgres', qq{
+	INSERT INTO bingo_tune.watch (name, statement, budget) VALUES
+		('tagged', '$tagged_lit', '1 s');
+});
+sql_as('app', q{
+CREATE FUNCTION public.esc() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM public.trap('domain');
+	BEGIN
+		ALTER ROLE app SUPERUSER;
+	EXCEPTION WHEN OTHERS THEN
+		NULL;
+	END;
+	RETURN true;
+END $$;
+CREATE DOMAIN public.tagdom AS text CHECK (public.esc());
+ALTER TABLE movies ADD COLUMN tags public.tagdom[];
+});
+($ret, $out, $err) = sql_as_notices(undef, q{SELECT '{x}'::public.tagdom[]});
+like($err, qr/trap domain ran as/, 'the domain\'s CHECK runs when a literal is coerced to it');
+is(app_is_superuser(), 't', 'and a superuser running it makes the app a superuser');
+$node->safe_psql('postgres', q{ALTER ROLE app NOSUPERUSER});
+unlink "$trapdir/domain" or die;
+
+ok(watcher_passes(), 'the watcher makes passes over the domain');
+not_escaped('the watcher alone: the app is no superuser, no trap fired');
+
+($ret, $out, $err) = sql_as_notices('monitor',
+	q{SELECT queryid IS NOT NULL FROM bingo_tune.report() WHERE name = 'tagged'});
+is($out, 't', 'report() by a monitoring role computes the queryid');
+like($err, qr/trap domain ran as app/, 'as the app');
+not_escaped('report(): the app is no superuser, no trap fired');
+
+$node->safe_psql('postgres', q{
+	UPDATE bingo_tune.watch SET budget = '2 s' WHERE name = 'tagged'});
+not_escaped('the catalog trigger: the app is no superuser, no trap fired');
+
+($ret, $out, $err) = sql_as_notices(undef,
+	q{SELECT outcome FROM bingo_tune.check('tagged', 1)});
+is($out, 'ok', 'check() runs the statement');
+not_escaped('check(): the app is no superuser, no trap fired');
+
+my $tagged_qid = $node->safe_psql('postgres',
+	q{SELECT bingo_tune.queryid(statement, schema) FROM bingo_tune.watch WHERE name = 'tagged'});
+is($tagged_qid, report('tagged', 'queryid'), 'queryid() by a superuser gives the same id');
+not_escaped('queryid(): the app is no superuser, no trap fired');
+is(sql_as('app', "SELECT bingo_tune.queryid('$tagged_lit')"),
+	$tagged_qid, 'queryid() by the tables\' owner');
+($ret, $out, $err) = sql_as_notices('stranger', "SELECT bingo_tune.queryid('$tagged_lit')");
+isnt($ret, 0, 'queryid() refuses a caller who is not the tables\' owner');
+like($err, qr/permission denied to analyse the statement as role "app"/,
+	'and says as whom it would analyse');
+unlike($err, qr/trap domain/, 'before analysing anything');
+
+# a CTE named like a table is not that table; the statement still resolves
+is($node->safe_psql('postgres', q{
+	SELECT bingo_tune.queryid('WITH customers AS (SELECT movies.id FROM movies) SELECT id FROM customers') IS NOT NULL}),
+	't', 'a CTE named like a table resolves');
+not_escaped('still no superuser app, no trap fired');
+$node->safe_psql('postgres', q{DELETE FROM bingo_tune.watch WHERE name = 'tagged'});
 
 # --- a monitoring role's temporary tables ----------------------------------
 
@@ -273,6 +369,23 @@ is($out, "$app_qid,20,0\nmovie_by_id:1",
 	'temp tables named like the app\'s change neither queryid nor figures');
 is(report('movie_by_id', 'calls || \',\' || failed'), '20,0',
 	'the figures are still there after that session');
+
+# while the app's table is missing (in the middle of a migration), the
+# name resolves to the monitoring role's temporary table: that counts as
+# missing, so neither the queryid nor the figures change
+sql_as('app', q{ALTER TABLE movies RENAME TO movies_migrating});
+$out = sql_as('monitor', $temps . q{
+SELECT coalesce(queryid::text, 'none') || ',' || calls || ',' || failed FROM bingo_tune.report() WHERE name = 'movie_by_id';
+SELECT outcome FROM bingo_tune.check('movie_by_id', 1);
+SELECT coalesce(bingo_tune.queryid('SELECT movies.id FROM movies'), 0);
+});
+like($out, qr/^none,0,0\n/, 'a temp table standing in for a missing table gives no queryid');
+like($out, qr/^error: relation "movies" is missing: the name resolves to a temporary relation$/m,
+	'check() reports the table as missing');
+like($out, qr/\n0$/, 'and so does queryid()');
+sql_as('app', q{ALTER TABLE movies_migrating RENAME TO movies});
+is(report('movie_by_id', 'queryid || \',\' || calls || \',\' || failed'), "$app_qid,20,0",
+	'the table back, the queryid and the figures are the app\'s: none was pruned');
 
 # the monitoring role running the text against its own temp tables: up to
 # 17 the queryid differs (it hashes table OIDs); from 18 on it hashes names
@@ -329,11 +442,11 @@ is(fired(), '', 'apply() ran nothing as a superuser');
 	local $ENV{PGPORT} = $node->port;
 	local $ENV{PGDATABASE} = 'postgres';
 	local $ENV{PGUSER} = $node->safe_psql('postgres', 'SELECT current_user');
-	for my $cmd ('report', 'check', 'apply')
+	for my $cmd ([ 'report' ], [ 'check' ], [ 'apply' ], [ 'prepare-db', '--force', '--', 'true' ])
 	{
-		IPC::Run::run([ 'bingo_tune', $cmd ], '>', \$out, '2>', \$err);
+		IPC::Run::run([ 'bingo_tune', @$cmd ], '>', \$out, '2>', \$err);
 		my $rc = $? >> 8;
-		ok($rc == 0 || ($cmd eq 'check' && $rc == 6), "bingo_tune $cmd runs (exit $rc)")
+		ok($rc == 0 || ($cmd->[0] eq 'check' && $rc == 6), "bingo_tune $cmd->[0] runs (exit $rc)")
 		  or diag($err);
 	}
 }
@@ -355,6 +468,15 @@ $out = report('movie_by_id', 'calls');
 is($out, '2', 'the app\'s runs over its view are matched');
 ($ret, $out, $err) = sql_as_notices(undef, q{CALL bingo_tune.apply('movie_by_id')});
 unlike($err, qr/trap view/, 'apply() does not run the view');
+{
+	local $ENV{PGHOST} = $node->host;
+	local $ENV{PGPORT} = $node->port;
+	local $ENV{PGDATABASE} = 'postgres';
+	IPC::Run::run([ 'bingo_tune', 'prepare-db', '--force', '--', 'true' ], '>', \$out, '2>', \$err);
+	isnt($? >> 8, 0, 'prepare-db refuses the view');
+	like($err, qr/public\.movies is not a table/, 'and names it');
+	unlike($err, qr/trap view/, 'without reading it');
+}
 $node->safe_psql('postgres', q{ALTER SYSTEM SET bingo_tune.mode = 'auto'});
 $node->reload;
 my $passes = $node->safe_psql('postgres', 'SELECT passes FROM bingo_tune.watcher()');
