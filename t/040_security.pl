@@ -452,6 +452,53 @@ is(fired(), '', 'apply() ran nothing as a superuser');
 }
 is(fired(), '', 'the tool\'s commands ran nothing as a superuser');
 
+# --- a statement whose code swallows check()'s cut-off ---------------------
+
+# check() cuts a run off with a query cancel, and plpgsql can catch that:
+# an RLS policy function of the app's that does (bounded, so that a failing
+# test still ends) must not hold the deploy gate.  The tool cancels check()
+# once every budget has passed, then ends its session.
+sql_as('app', q{
+CREATE TABLE stubborn_t (id integer);
+INSERT INTO stubborn_t VALUES (1);
+CREATE FUNCTION public.stubborn() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+	WHILE pg_catalog.clock_timestamp() OPERATOR(pg_catalog.<)
+		(pg_catalog.statement_timestamp() OPERATOR(pg_catalog.+) interval '120 s') LOOP
+		BEGIN
+			PERFORM pg_catalog.pg_sleep(0.1);
+		EXCEPTION WHEN query_canceled THEN
+			NULL;
+		END;
+	END LOOP;
+	RETURN true;
+END $$;
+ALTER TABLE stubborn_t ENABLE ROW LEVEL SECURITY;
+ALTER TABLE stubborn_t FORCE ROW LEVEL SECURITY;
+CREATE POLICY stubborn ON stubborn_t USING (public.stubborn());
+});
+$node->safe_psql('postgres', q{
+	INSERT INTO bingo_tune.watch (name, statement, budget) VALUES
+		('stubborn', 'SELECT stubborn_t.id FROM stubborn_t', '100 ms');
+});
+{
+	local $ENV{PGHOST} = $node->host;
+	local $ENV{PGPORT} = $node->port;
+	local $ENV{PGDATABASE} = 'postgres';
+	my $h = IPC::Run::start([ 'bingo_tune', 'check', '--json', '-n', 'stubborn', '-r', '1' ],
+		'>', \$out, '2>', \$err, IPC::Run::timeout(100));
+	my $finished = eval { $h->finish; 1 };
+	ok($finished, 'bingo_tune check returns although the statement ignores the cut-off')
+	  or $h->kill_kill;
+	is($h->result(0), 6, 'and fails the gate as over budget') if $finished;
+	like($err, qr/ending its session/, 'after ending the session the cancel could not stop') or diag($out);
+	like($err, qr/did not finish within \d+ s/, 'and says so');
+}
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 0 FROM pg_stat_activity WHERE query LIKE '%bingo_tune.check(%' AND pid <> pg_backend_pid()}),
+	'the session running check() is gone');
+$node->safe_psql('postgres', q{DELETE FROM bingo_tune.watch WHERE name = 'stubborn'});
+
 # --- a view over a function in place of a table --------------------------
 
 sql_as('app', q{

@@ -362,10 +362,100 @@ PGresult *
 bt_query_interruptible(PGconn *conn, const char *sql, int nparams,
 					   const char *const *params, ExecStatusType expect)
 {
+	return bt_query_deadline(conn, sql, nparams, params, expect, 0, NULL);
+}
+
+/* milliseconds on a clock that never goes back */
+static int64
+bt_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * End the session behind conn from a second connection to the same server
+ * as the same role: pg_terminate_backend(), which code running in that
+ * session cannot catch, unlike a cancel.
+ */
+static void
+bt_terminate_backend(PGconn *conn)
+{
+	PQconninfoOption *opts = PQconninfo(conn);
+	const char *keywords[64];
+	const char *values[64];
+	int			n = 0;
+	char		pid[16];
+	const char *params[1] = {pid};
+	PGconn	   *other;
+	PGresult   *res;
+
+	if (opts == NULL)
+		return;
+	for (PQconninfoOption *o = opts; o->keyword != NULL && n < 60; o++)
+	{
+		/* the server this session is on, whatever the list offered */
+		if (strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0 ||
+			strcmp(o->keyword, "port") == 0 || strcmp(o->keyword, "target_session_attrs") == 0 ||
+			o->val == NULL)
+			continue;
+		keywords[n] = o->keyword;
+		values[n++] = o->val;
+	}
+	keywords[n] = "host";
+	values[n++] = PQhost(conn);
+	if (PQhostaddr(conn) != NULL && PQhostaddr(conn)[0] != '\0')
+	{
+		keywords[n] = "hostaddr";
+		values[n++] = PQhostaddr(conn);
+	}
+	keywords[n] = "port";
+	values[n++] = PQport(conn);
+	keywords[n] = NULL;
+	values[n] = NULL;
+
+	other = PQconnectdbParams(keywords, values, 0);
+	PQconninfoFree(opts);
+	if (PQstatus(other) != CONNECTION_OK)
+	{
+		bt_error("could not connect to end the session: %s", PQerrorMessage(other));
+		PQfinish(other);
+		return;
+	}
+	snprintf(pid, sizeof(pid), "%d", PQbackendPID(conn));
+	res = PQexecParams(other, "SELECT pg_catalog.pg_terminate_backend($1::pg_catalog.int4)",
+					   1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		bt_server_error(other, res, "could not end the session (pid %s)", pid);
+	PQclear(res);
+	PQfinish(other);
+}
+
+/*
+ * bt_query_interruptible with a deadline (deadline_ms > 0): a statement
+ * still running deadline_ms after it was sent is cancelled; one that
+ * ignores the cancel (code it runs may catch it) for BT_CANCEL_GRACE_MS
+ * more has its session ended from a second connection, and the wait ends
+ * another BT_CANCEL_GRACE_MS later whatever happened.  Then returns NULL
+ * with *overran set, having reported nothing.
+ */
+PGresult *
+bt_query_deadline(PGconn *conn, const char *sql, int nparams,
+				  const char *const *params, ExecStatusType expect,
+				  int deadline_ms, bool *overran)
+{
 	PGresult   *res;
 	PGresult   *last = NULL;
 	bool		cancelled = false;
+	int64		start = bt_now_ms();
+	int64		cancelled_at = 0;
+	int64		terminated_at = 0;
+	bool		late = false;
 
+	if (overran)
+		*overran = false;
 	bt_verbose("query: %s", sql);
 	if (!PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0))
 	{
@@ -377,8 +467,14 @@ bt_query_interruptible(PGconn *conn, const char *sql, int nparams,
 		fd_set		fds;
 		struct timeval tv = {0, 200000};
 		int			sock;
+		int64		now = bt_now_ms();
 
-		if (bt_interrupted && !cancelled)
+		if (deadline_ms > 0 && !late && now - start >= deadline_ms)
+		{
+			bt_warning("still running after %d s: cancelling it", deadline_ms / 1000);
+			late = true;
+		}
+		if ((bt_interrupted || late) && !cancelled)
 		{
 			PGcancel   *cancel = PQgetCancel(conn);
 			char		errbuf[256];
@@ -389,6 +485,19 @@ bt_query_interruptible(PGconn *conn, const char *sql, int nparams,
 				PQfreeCancel(cancel);
 			}
 			cancelled = true;
+			cancelled_at = now;
+		}
+		if (late && terminated_at == 0 && now - cancelled_at >= BT_CANCEL_GRACE_MS)
+		{
+			bt_warning("the cancel did not stop it within %d s: ending its session (pid %d)",
+					   BT_CANCEL_GRACE_MS / 1000, PQbackendPID(conn));
+			bt_terminate_backend(conn);
+			terminated_at = bt_now_ms();
+		}
+		if (terminated_at != 0 && now - terminated_at >= BT_CANCEL_GRACE_MS)
+		{
+			bt_error("the session did not end: giving up waiting for it");
+			break;
 		}
 		if (!PQisBusy(conn))
 		{
@@ -408,6 +517,13 @@ bt_query_interruptible(PGconn *conn, const char *sql, int nparams,
 			break;
 		if (!PQconsumeInput(conn))
 			break;
+	}
+	if (late)
+	{
+		PQclear(last);
+		if (overran)
+			*overran = true;
+		return NULL;
 	}
 	if (cancelled)
 	{

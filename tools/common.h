@@ -51,6 +51,12 @@
 #define BT_EXIT_LOCK_TIMEOUT	8	/* prepare-db: --lock-timeout expired */
 #define BT_EXIT_UNMARKED_DATA	9	/* prepare-db: tables hold rows no run recorded */
 
+/*
+ * bt_query_deadline: how long a statement past its deadline gets to stop
+ * after a cancel, and its session to end after pg_terminate_backend().
+ */
+#define BT_CANCEL_GRACE_MS	10000
+
 /* Which server a subcommand must talk to. */
 typedef enum BtTarget
 {
@@ -97,6 +103,9 @@ extern bool bt_command(PGconn *conn, const char *sql);
 extern PGresult *bt_query_interruptible(PGconn *conn, const char *sql, int nparams,
 										const char *const *params,
 										ExecStatusType expect);
+extern PGresult *bt_query_deadline(PGconn *conn, const char *sql, int nparams,
+								   const char *const *params, ExecStatusType expect,
+								   int deadline_ms, bool *overran);
 extern void bt_install_signal_handlers(void);
 extern bool bt_sleep_ms(int ms);
 extern int	bt_interrupt_exit_code(void);

@@ -26,6 +26,9 @@
  */
 #include "postgres_fe.h"
 
+#include <limits.h>
+#include <math.h>
+
 #include "common.h"
 #include "getopt_long.h"
 
@@ -415,6 +418,38 @@ bt_report_main(int argc, char **argv)
 	return BT_EXIT_OK;
 }
 
+/*
+ * How long check() may take before the tool stops it: what the server's
+ * cut-offs allow (each run: its budget plus 10 %, at least 20 ms more),
+ * plus BT_CHECK_MARGIN_MS and a second per statement for the catalog
+ * pass and planning.  The server's cut-off is a query cancel, which code
+ * the statement reaches can catch; this deadline is the tool's own.  0 (no
+ * deadline) when the catalog cannot be read.
+ */
+#define BT_CHECK_MARGIN_MS	10000
+
+static int
+check_deadline_ms(PGconn *conn, const char *const *params)
+{
+	PGresult   *res;
+	double		ms;
+
+	res = bt_query(conn,
+				   "SELECT pg_catalog.count(*) * 1000 + $2::pg_catalog.int4 * "
+				   "       coalesce(pg_catalog.sum(b + GREATEST(b * 0.1, 20)), 0) "
+				   "FROM (SELECT EXTRACT(epoch FROM budget) * 1000 AS b FROM bingo_tune.watch "
+				   "      WHERE $1::pg_catalog.text IS NULL OR name = $1) AS w",
+				   2, params, PGRES_TUPLES_OK);
+	if (res == NULL)
+	{
+		bt_warning("check() runs without the tool's deadline");
+		return 0;
+	}
+	ms = strtod(PQgetvalue(res, 0, 0), NULL) + BT_CHECK_MARGIN_MS;
+	PQclear(res);
+	return ms >= INT_MAX ? INT_MAX : (int) ceil(ms);
+}
+
 int
 bt_check_main(int argc, char **argv)
 {
@@ -434,6 +469,8 @@ bt_check_main(int argc, char **argv)
 	int			col_name;
 	int			r;
 	int			over = 0;
+	int			deadline_ms;
+	bool		overran = false;
 	PQExpBufferData names;
 
 	rc = bt_parse_simple_args(argc, argv, longopts, "n:r:", report_option, check_help);
@@ -446,10 +483,20 @@ bt_check_main(int argc, char **argv)
 	snprintf(runs, sizeof(runs), "%d", ropt_runs);
 	params[0] = ropt_name;		/* NULL: every watched statement */
 	params[1] = runs;
-	res = bt_query_interruptible(conn,
-								 "SELECT pg_catalog.row_to_json(r)::text AS \"?json\", r.* "
-								 "FROM bingo_tune.check($1, $2::integer) AS r",
-								 2, params, PGRES_TUPLES_OK);
+	deadline_ms = check_deadline_ms(conn, params);
+	res = bt_query_deadline(conn,
+							"SELECT pg_catalog.row_to_json(r)::text AS \"?json\", r.* "
+							"FROM bingo_tune.check($1, $2::integer) AS r",
+							2, params, PGRES_TUPLES_OK, deadline_ms, &overran);
+	if (res == NULL && overran)
+	{
+		bt_error("bingo_tune.check() did not finish within %d s, the sum of the budgets of the runs plus a margin",
+				 deadline_ms / 1000);
+		bt_hint("Code the statements reach (a function of a row-level security policy, say) may ignore "
+				"the server's cut-off at each run's budget; such a statement counts as over budget.");
+		PQfinish(conn);
+		return BT_EXIT_OVER_BUDGET;
+	}
 	if (res == NULL)
 	{
 		PQfinish(conn);
