@@ -15,10 +15,12 @@
  * its figures.
  *
  * Privileges.  The catalog is read (with a fixed search_path), and the
- * queryids computed, as the catalog's owner, so that a role granted
+ * statements' names resolved, as the catalog's owner, so that a role granted
  * EXECUTE on report() without being a member of pg_read_all_stats sees the
  * figures; the statement texts are shown only to those who may see them in
- * pg_stat_statements: superusers and members of pg_read_all_stats.  The
+ * pg_stat_statements: superusers and members of pg_read_all_stats.  Each
+ * statement is analysed as the owner of its tables (queryid.c), never as
+ * the catalog's owner: analysis runs the column types' code.  The
  * install script grants report(), check() and before_after() to
  * pg_read_all_stats and leaves reset() to superusers.
  *
@@ -33,6 +35,9 @@
  * the statements it runs, so check() arms a timeout of its own, and a run
  * cut off by it comes back as a row instead of aborting the call.  A cancel
  * from the client, or the caller's own statement_timeout, still aborts it.
+ * Any of these is a query cancel, which code the statement reaches (an RLS
+ * policy's plpgsql function) can catch and ignore; the tool's `check`
+ * keeps a deadline of its own and ends the session past it.
  * Rows go to a discarding receiver.  Which indexes the plan uses is read
  * from the plan the planner makes for the sample values.
  *
@@ -274,9 +279,10 @@ bt_watch_read(const char *only)
 /*
  * The catalog pass: read every row, compute its queryid here, register it
  * for tracking and forget what left the catalog.  Returns the rows (only
- * the one named, if only is not NULL).  The ids are computed as the
- * catalog's owner, so that they do not depend on who asks (a caller
- * without USAGE on the app's schema would not find its tables).
+ * the one named, if only is not NULL).  The names are resolved as the
+ * catalog's owner, so that the ids do not depend on who asks (a caller
+ * without USAGE on the app's schema would not find its tables); each
+ * statement is then analysed as the owner of its tables (queryid.c).
  */
 static List *
 bt_watch_sync(const char *only)
