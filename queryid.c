@@ -210,7 +210,7 @@ bt_owner_note(BtOwnerState *st, Oid relid)
 		return NULL;
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
+		return NULL;			/* dropped since it was looked up unlocked */
 	rel = (Form_pg_class) GETSTRUCT(tup);
 	relowner = rel->relowner;
 	if (rel->relpersistence == RELPERSISTENCE_TEMP || isAnyTempNamespace(rel->relnamespace))
