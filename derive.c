@@ -340,7 +340,9 @@ btd_set_search_path(const char *schema)
 
 /*
  * Parse and analyse st->sql under the restricted search_path, as the
- * current user.  Only a plain SELECT is accepted.
+ * owner of its tables (queryid.c: analysis runs the code of the column
+ * types, a domain's CHECK say, which is the owner's), after checking that
+ * the caller has that owner's rights.  Only a plain SELECT is accepted.
  */
 static Query *
 btd_analyse(BtdState *st)
@@ -348,12 +350,22 @@ btd_analyse(BtdState *st)
 	Query	   *query;
 	Oid		   *paramtypes;
 	int			nparams;
-	int			nestlevel;
+	Oid			owner;
+	char	   *why = NULL;
 
-	nestlevel = NewGUCNestLevel();
-	btd_set_search_path(st->schema);
-	query = bt_statement_analyse(st->sql, &paramtypes, &nparams);
-	AtEOXact_GUC(true, nestlevel);
+	owner = bt_statement_owner(st->sql, st->schema, NULL, &why);
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("%s", why)));
+	if (!st->internal && !has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to derive indexes for the tables of role \"%s\"",
+						GetUserNameFromId(owner, false)),
+				 errdetail("derive() analyses and plans the statement as the owner of its tables."),
+				 errhint("Call it as a superuser or as a member of the table's owner role.")));
+	query = bt_statement_analyse_as(st->sql, st->schema, owner, NULL, &paramtypes, &nparams);
 	st->paramtypes = paramtypes;
 	st->nparams = nparams;
 

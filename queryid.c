@@ -230,19 +230,19 @@ bt_owner_note(BtOwnerState *st, Oid relid)
 	}
 	else if (relowner != st->owner)
 	{
-		char	   *stmt = st->name ? psprintf("watched statement \"%s\"", st->name) : "the statement";
+		char	   *first = OidIsValid(st->first_relid) ? get_rel_name(st->first_relid) : NULL;
 
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("%s is neither analysed nor checked here: its tables have different owners",
-						stmt),
-				 OidIsValid(st->first_relid) ?
-				 errdetail("Table \"%s\" belongs to role \"%s\", table \"%s\" to role \"%s\".",
-						   get_rel_name(st->first_relid), GetUserNameFromId(st->owner, false),
-						   get_rel_name(relid), GetUserNameFromId(relowner, false)) :
-				 errdetail("It was analysed as role \"%s\", and table \"%s\" belongs to role \"%s\".",
-						   GetUserNameFromId(st->owner, false),
-						   get_rel_name(relid), GetUserNameFromId(relowner, false)),
+				 st->name ?
+				 errmsg("watched statement \"%s\" is not analysed: its tables have different owners",
+						st->name) :
+				 errmsg("the tables of the statement have different owners"),
+				 first ?
+				 errdetail("Tables \"%s\" and \"%s\" belong to different roles.",
+						   first, get_rel_name(relid)) :
+				 errdetail("Table \"%s\" does not belong to the role the statement was analysed as.",
+						   get_rel_name(relid)),
 				 errhint("bingo_tune analyses a statement, and check() runs it, as the owner of its tables; "
 						 "give them one owner with ALTER TABLE ... OWNER TO.")));
 	}

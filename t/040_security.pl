@@ -347,6 +347,20 @@ like($err, qr/permission denied to analyse the statement as role "app"/,
 	'and says as whom it would analyse');
 unlike($err, qr/trap domain/, 'before analysing anything');
 
+# a row that leaves its indexes NULL has its set derived from the live
+# tables whenever the catalog is read: derive() analyses and plans the text
+$node->safe_psql('postgres', qq{
+	INSERT INTO bingo_tune.watch (name, statement, budget, indexes) VALUES
+		('tagged_derived', '$tagged_lit', '1 s', NULL);
+});
+not_escaped('a derived row through the catalog trigger: the app is no superuser, no trap fired');
+$node->safe_psql('postgres', q{SELECT count(*) FROM bingo_tune.advise()});
+not_escaped('advise() deriving its set: the app is no superuser, no trap fired');
+($ret, $out, $err) = sql_as_notices(undef, "SELECT count(*) FROM bingo_tune.derive('$tagged_lit')");
+is($ret, 0, 'derive() by a superuser derives');
+not_escaped('derive(): the app is no superuser, no trap fired');
+$node->safe_psql('postgres', q{DELETE FROM bingo_tune.watch WHERE name = 'tagged_derived'});
+
 # a CTE named like a table is not that table; the statement still resolves
 is($node->safe_psql('postgres', q{
 	SELECT bingo_tune.queryid('WITH customers AS (SELECT movies.id FROM movies) SELECT id FROM customers') IS NOT NULL}),
