@@ -9,7 +9,8 @@
  * a new id).  So the id of a watched text can only be known in its
  * database, now: we parse and analyse it there, finding its names the way
  * the application finds them (bt_app_search_path), and hash the tree with
- * the server's own JumbleQuery().  Nothing is planned or executed.
+ * the server's own JumbleQuery().  Nothing is planned, and the statement
+ * is not executed (but see "As whom").
  *
  * As whom.  Parse analysis is not free of other roles' code: coercing a
  * literal to a column's type runs that type's input function, and for a

@@ -98,9 +98,12 @@ check_help(void)
 		   "  -q, --quiet              print nothing but errors and the over-budget list\n"
 		   "  -v, --verbose            every column, long texts in full, and the queries\n"
 		   "  -?, --help               show this help, then exit\n\n");
+	printf("A check() still running once every run's cut-off has passed (plus 10 s and\n"
+		   "a second per statement) is cancelled, and its session ended 10 s later if\n"
+		   "the cancel did not stop it.\n\n");
 	printf("Exit codes: 0 every statement within budget, 1 error, 2 usage, 3 could not\n"
 		   "connect, 4 extension not installed, 5 the installed extension has no\n"
-		   "check(), 6 a statement is over budget.\n");
+		   "check(), 6 a statement is over budget, or check() did not finish in time.\n");
 }
 
 static bool
