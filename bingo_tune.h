@@ -369,5 +369,6 @@ typedef struct BtWatched
  * it returns, so runs are tracked from the moment the app's tables exist.
  */
 extern List *bt_stats_sync(void);
+extern List *bt_stats_sync_register(void);
 
 #endif							/* BINGO_TUNE_H */

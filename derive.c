@@ -462,13 +462,19 @@ btd_run_as_owner(BtdState *st)
 
 		GetUserIdAndSecContext(&save_userid, &save_sec_context);
 		SetUserIdAndSecContext(st->owner,
-							   save_sec_context | SECURITY_RESTRICTED_OPERATION);
+							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
 		nestlevel = NewGUCNestLevel();
 		btd_set_search_path(st->schema);
 
 		btd_derive(st);
 
-		AtEOXact_GUC(true, nestlevel);
+		/*
+		 * Discard every setting changed at this level: the owner's code
+		 * (a domain's CHECK, a function the planner folds) may have run a
+		 * session-wide SET, which must not outlive its rights.
+		 */
+		AtEOXact_GUC(false, nestlevel);
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 
 		ReleaseCurrentSubTransaction();
@@ -1676,7 +1682,8 @@ btd_catalog_wanted(BtdState *st)
 		pg_class_aclcheck(watch, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		return NIL;
 	values[0] = CStringGetTextDatum(st->sql);
-	if (SPI_execute_with_args("SELECT name FROM bingo_tune.watch WHERE statement = $1",
+	if (SPI_execute_with_args("SELECT name FROM bingo_tune.watch"
+							  " WHERE statement OPERATOR(pg_catalog.=) $1",
 							  1, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read bingo_tune.watch");
 	for (uint64 row = 0; row < SPI_processed; row++)
@@ -1701,8 +1708,9 @@ btd_hypopg_schema(void)
 		return NULL;
 	values[0] = CStringGetTextDatum("hypopg");
 	if (SPI_execute_with_args("SELECT n.nspname::text FROM pg_catalog.pg_extension e "
-							  "JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace "
-							  "WHERE e.extname = $1",
+							  "JOIN pg_catalog.pg_namespace n"
+							  " ON n.oid OPERATOR(pg_catalog.=) e.extnamespace "
+							  "WHERE e.extname OPERATOR(pg_catalog.=) $1",
 							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not look up the schema of extension hypopg");
 	if (SPI_processed == 1)
@@ -1889,6 +1897,9 @@ bt_derive_indexes(const char *sql, const char *schema, char **why)
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(callercxt);
 		CurrentResourceOwner = oldowner;
+		/* a cancel or timeout belongs to the caller's statement */
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
 		if (why)
 			*why = pstrdup(edata->message);
 		FreeErrorData(edata);

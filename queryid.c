@@ -432,6 +432,9 @@ bt_statement_queryid_for(const char *sql, const char *schema, Oid member,
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
+		/* a cancel or timeout belongs to the caller's statement */
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
 		if (OidIsValid(member) &&
 			(edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE ||
 			 edata->sqlerrcode == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE))

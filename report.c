@@ -110,7 +110,7 @@ static volatile sig_atomic_t bt_check_timed_out = false;
 
 static char **bt_text_array(Datum arr, int *n);
 static List *bt_watch_read(const char *only);
-static List *bt_watch_sync(const char *only);
+static List *bt_watch_sync(const char *only, bool prune);
 
 /*
  * A sync whose catalog read may predate another session's change keeps
@@ -246,7 +246,7 @@ bt_watch_read(const char *only)
 	}
 	SPI_finish();
 
-	AtEOXact_GUC(true, nestlevel);
+	AtEOXact_GUC(false, nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec);
 
 	/*
@@ -285,7 +285,7 @@ bt_watch_read(const char *only)
  * statement is then analysed as the owner of its tables (queryid.c).
  */
 static List *
-bt_watch_sync(const char *only)
+bt_watch_sync(const char *only, bool prune)
 {
 	List	   *rows = bt_watch_read(NULL);
 	List	   *result = NIL;
@@ -323,13 +323,14 @@ bt_watch_sync(const char *only)
 			result = lappend(result, w);
 	}
 	SetUserIdAndSecContext(save_userid, save_sec);
-	AtEOXact_GUC(true, nestlevel);
+	AtEOXact_GUC(false, nestlevel);
 
 	/* forget first, so that what left the catalog makes room */
-	if (tracking)
-	{
+	if (tracking && prune)
 		bt_stats_prune(MyDatabaseId, keep, nkeep, unknown,
 					   bt_sync_sees_latest ? 0 : BT_SYNC_GRACE_MS);
+	if (tracking)
+	{
 		foreach(lc, rows)
 		{
 			BtWatched  *w = lfirst(lc);
@@ -355,7 +356,20 @@ bt_watch_sync(const char *only)
 List *
 bt_stats_sync(void)
 {
-	return bt_watch_sync(NULL);
+	return bt_watch_sync(NULL, true);
+}
+
+/*
+ * The catalog pass as run inside a client's statement (stats.c): register
+ * what the catalog names now, but forget nothing.  That statement's
+ * transaction may hold uncommitted DDL that it later rolls back, or an
+ * old snapshot of the catalog, and neither may cost anyone their figures;
+ * the watcher's and report()'s passes prune.
+ */
+List *
+bt_stats_sync_register(void)
+{
+	return bt_watch_sync(NULL, false);
 }
 
 /*
@@ -435,7 +449,7 @@ bt_report(PG_FUNCTION_ARGS)
 				 errmsg("query identifiers are not computed in this session, so its runs are not timed"),
 				 errhint("Set compute_query_id to on, or to auto with pg_stat_statements in shared_preload_libraries.")));
 
-	rows = bt_watch_sync(NULL);
+	rows = bt_watch_sync(NULL, true);
 	foreach(lc, rows)
 	{
 		BtWatched  *w = lfirst(lc);
@@ -516,7 +530,7 @@ bt_reset(PG_FUNCTION_ARGS)
 	List	   *rows;
 
 	bt_require_preload("bingo_tune.reset()");
-	rows = bt_watch_sync(only);
+	rows = bt_watch_sync(only, true);
 	if (only == NULL)
 		(void) bt_stats_reset(MyDatabaseId, UINT64CONST(0));
 	else
@@ -543,7 +557,7 @@ bt_before_after(PG_FUNCTION_ARGS)
 	bt_require_preload("bingo_tune.before_after()");
 	bt_init_srf(fcinfo);
 
-	rows = bt_watch_sync(NULL);
+	rows = bt_watch_sync(NULL, true);
 	foreach(lc, rows)
 	{
 		BtWatched  *w = lfirst(lc);
@@ -1156,7 +1170,7 @@ bt_check(PG_FUNCTION_ARGS)
 				 errmsg("runs must be between 1 and 1000, not %d", runs)));
 
 	bt_init_srf(fcinfo);
-	rows = bt_watch_sync(only);
+	rows = bt_watch_sync(only, true);
 
 	SPI_connect();
 	foreach(lc, rows)

@@ -956,7 +956,7 @@ bt_sync_if_stale(void)
 									 CppAsString2(BT_LAZY_LOCK_TIMEOUT_MS),
 									 PGC_USERSET, PGC_S_SESSION,
 									 GUC_ACTION_LOCAL, true, 0, false);
-			foreach(lc, bt_stats_sync())
+			foreach(lc, bt_stats_sync_register())
 			{
 				BtWatched  *w = lfirst(lc);
 

@@ -361,6 +361,67 @@ is($ret, 0, 'derive() by a superuser derives');
 not_escaped('derive(): the app is no superuser, no trap fired');
 $node->safe_psql('postgres', q{DELETE FROM bingo_tune.watch WHERE name = 'tagged_derived'});
 
+# the owner's code may also run a session-wide SET while the text is
+# analysed and planned: it must not outlive that, in the session of
+# whoever read the catalog
+sql_as('app', q{
+CREATE OR REPLACE FUNCTION public.esc() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM public.trap('domain');
+	PERFORM pg_catalog.set_config('search_path', 'public, pg_catalog', false);
+	PERFORM pg_catalog.set_config('bingo_trap.mark', 'set by the app', false);
+	BEGIN
+		ALTER ROLE app SUPERUSER;
+	EXCEPTION WHEN OTHERS THEN
+		NULL;
+	END;
+	RETURN true;
+END $$;
+});
+my $settings = q{SELECT current_setting('search_path') || ' / ' ||
+	coalesce(nullif(current_setting('bingo_trap.mark', true), ''), 'unset')};
+$out = $node->safe_psql('postgres', qq{
+	INSERT INTO bingo_tune.watch (name, statement, budget, indexes) VALUES
+		('tagged_derived', '$tagged_lit', '1 s', NULL);
+	$settings;
+	SELECT count(*) > 0 FROM bingo_tune.report();
+	$settings;
+	SELECT count(*) > 0 FROM bingo_tune.advise();
+	$settings;
+});
+is($out, join("\n", ('"$user", public / unset', 't') x 2, '"$user", public / unset'),
+	'a SET run by the owner\'s code does not outlive the catalog trigger, report() or advise()');
+not_escaped('nor does the app become superuser');
+$out = sql_as('monitor', qq{SELECT count(*) > 0 FROM bingo_tune.report();\n$settings;});
+is($out, "t\n\"\$user\", public / unset", 'nor in a monitoring role\'s session');
+not_escaped('still no superuser app, no trap fired');
+$node->safe_psql('postgres', q{DELETE FROM bingo_tune.watch WHERE name = 'tagged_derived'});
+
+# a cancel or statement_timeout that lands while a client's statement
+# re-registers the watched statements (after DDL) is the client's: the
+# owner's slow code must not swallow it
+sql_as('app', q{
+CREATE FUNCTION public.slow() RETURNS boolean LANGUAGE sql AS
+	$$ SELECT pg_catalog.pg_sleep(0.5) IS NOT NULL $$;
+CREATE DOMAIN public.slowdom AS text CHECK (public.slow());
+ALTER TABLE customers ADD COLUMN slowtags public.slowdom[];
+});
+$node->safe_psql('postgres', q{
+	INSERT INTO bingo_tune.watch (name, statement, budget, indexes) VALUES
+		('slow_tagged', 'SELECT customers.id FROM customers WHERE customers.slowtags @> ''{x}''', '1 s', NULL);
+});
+($ret, $out, $err) = sql_as_notices('app', q{
+ALTER TABLE customers ADD COLUMN more integer;
+SET statement_timeout = '150ms';
+SELECT count(*) FROM sessions;
+});
+like($err, qr/canceling statement due to statement timeout/,
+	'a statement_timeout during the re-registration cancels the client\'s statement');
+unlike($out // '', qr/^\d+$/m, 'which returns no rows');
+$node->safe_psql('postgres', q{DELETE FROM bingo_tune.watch WHERE name = 'slow_tagged'});
+sql_as('app', q{ALTER TABLE customers DROP COLUMN more, DROP COLUMN slowtags});
+not_escaped('still no superuser app, no trap fired');
+
 # a CTE named like a table is not that table; the statement still resolves
 is($node->safe_psql('postgres', q{
 	SELECT bingo_tune.queryid('WITH customers AS (SELECT movies.id FROM movies) SELECT id FROM customers') IS NOT NULL}),
