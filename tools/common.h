@@ -21,8 +21,13 @@
 #include "libpq-fe.h"
 #include "pqexpbuffer.h"
 
-/* The extension version this tool belongs to (bingo_tune.control). */
-#define BT_TOOL_VERSION		"1.0"
+/*
+ * BT_TOOL_VERSION, the extension version this tool belongs to, is
+ * bingo_tune.control's default_version: tools/Makefile passes it with -D.
+ */
+#ifndef BT_TOOL_VERSION
+#error "BT_TOOL_VERSION is set by tools/Makefile from bingo_tune.control"
+#endif
 #define BT_PROGNAME			"bingo_tune"
 
 /*
