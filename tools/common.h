@@ -18,6 +18,7 @@
 
 #include <signal.h>
 
+#include "common/logging.h"
 #include "libpq-fe.h"
 #include "pqexpbuffer.h"
 
@@ -87,12 +88,7 @@ extern BtOptions bt_opts;
 /* Set by the signal handler; checked by every wait loop. */
 extern volatile sig_atomic_t bt_interrupted;
 
-/* messages (common.c) */
-extern void bt_error(const char *fmt,...) pg_attribute_printf(1, 2);
-extern void bt_warning(const char *fmt,...) pg_attribute_printf(1, 2);
-extern void bt_hint(const char *fmt,...) pg_attribute_printf(1, 2);
-extern void bt_info(const char *fmt,...) pg_attribute_printf(1, 2);
-extern void bt_verbose(const char *fmt,...) pg_attribute_printf(1, 2);
+/* messages (common.c); the rest is pg_log_*() of common/logging.h */
 extern void bt_server_error(PGconn *conn, const PGresult *res,
 							const char *fmt,...) pg_attribute_printf(3, 4);
 extern void bt_show_notices(bool show);

@@ -135,8 +135,8 @@ check_server(PGconn *conn)
 
 	if (PQserverVersion(conn) < BT_MIN_SERVER_VERSION)
 	{
-		bt_error("server version %s is too old: bingo_tune needs PostgreSQL 14 or newer",
-				 PQparameterStatus(conn, "server_version"));
+		pg_log_error("server version %s is too old: bingo_tune needs PostgreSQL 14 or newer",
+					 PQparameterStatus(conn, "server_version"));
 		return BT_EXIT_NOT_PREPARED;
 	}
 
@@ -147,9 +147,9 @@ check_server(PGconn *conn)
 	if (strcmp(PQgetvalue(res, 0, 0), "on") != 0)
 	{
 		PQclear(res);
-		bt_error("user \"%s\" is not a superuser; installing bingo_tune and building its indexes needs one",
-				 PQuser(conn));
-		bt_hint("Run the tool as a superuser, for example with user=postgres in the connection string.");
+		pg_log_error("user \"%s\" is not a superuser; installing bingo_tune and building its indexes needs one",
+					 PQuser(conn));
+		pg_log_error_hint("Run the tool as a superuser, for example with user=postgres in the connection string.");
 		return BT_EXIT_ERROR;
 	}
 	PQclear(res);
@@ -177,24 +177,24 @@ check_server(PGconn *conn)
 		if (!has_bt)
 			appendPQExpBuffer(&want, "%sbingo_tune", want.len > 0 ? "," : "");
 
-		bt_error("the server does not preload %s (shared_preload_libraries = '%s')",
-				 !has_pgss && !has_bt ? "pg_stat_statements and bingo_tune" :
-				 !has_pgss ? "pg_stat_statements" : "bingo_tune",
-				 preload);
-		bt_hint("Set shared_preload_libraries = '%s' in postgresql.conf, or run\n"
-				"    ALTER SYSTEM SET shared_preload_libraries = '%s';\n"
-				"  then restart the server (a reload is not enough) and run this again.",
-				want.data, want.data);
+		pg_log_error("the server does not preload %s (shared_preload_libraries = '%s')",
+					 !has_pgss && !has_bt ? "pg_stat_statements and bingo_tune" :
+					 !has_pgss ? "pg_stat_statements" : "bingo_tune",
+					 preload);
+		pg_log_error_hint("Set shared_preload_libraries = '%s' in postgresql.conf, or run\n"
+						  "    ALTER SYSTEM SET shared_preload_libraries = '%s';\n"
+						  "  then restart the server (a reload is not enough) and run this again.",
+						  want.data, want.data);
 		if (pending)
-			bt_hint("The server has a changed shared_preload_libraries waiting for a restart.");
+			pg_log_error_hint("The server has a changed shared_preload_libraries waiting for a restart.");
 		termPQExpBuffer(&want);
 		PQclear(res);
 		return BT_EXIT_NOT_PREPARED;
 	}
 	if (strcmp(PQgetvalue(res, 0, 2), "off") == 0)
 	{
-		bt_error("compute_query_id is off, so statements have no query id to watch");
-		bt_hint("Set compute_query_id = auto (or on), for example ALTER SYSTEM SET compute_query_id = auto; then reload the server.");
+		pg_log_error("compute_query_id is off, so statements have no query id to watch");
+		pg_log_error_hint("Set compute_query_id = auto (or on), for example ALTER SYSTEM SET compute_query_id = auto; then reload the server.");
 		PQclear(res);
 		return BT_EXIT_NOT_PREPARED;
 	}
@@ -238,8 +238,8 @@ create_or_update(PGconn *conn)
 	if (PQntuples(res) == 0)
 	{
 		PQclear(res);
-		bt_error("the server has no bingo_tune extension files");
-		bt_hint("Install the extension on the server host (make install, or the package), restart it with bingo_tune preloaded, and run this again.");
+		pg_log_error("the server has no bingo_tune extension files");
+		pg_log_error_hint("Install the extension on the server host (make install, or the package), restart it with bingo_tune preloaded, and run this again.");
 		rc = BT_EXIT_NOT_PREPARED;
 		goto fail;
 	}
@@ -251,26 +251,26 @@ create_or_update(PGconn *conn)
 
 	if (installed && bt_compare_versions(installed, BT_TOOL_VERSION) > 0)
 	{
-		bt_error("the installed extension bingo_tune %s is newer than this tool (%s)",
-				 installed, BT_TOOL_VERSION);
-		bt_hint("Use the bingo_tune tool that ships with extension version %s.", installed);
+		pg_log_error("the installed extension bingo_tune %s is newer than this tool (%s)",
+					 installed, BT_TOOL_VERSION);
+		pg_log_error_hint("Use the bingo_tune tool that ships with extension version %s.", installed);
 		rc = BT_EXIT_VERSION;
 		goto fail;
 	}
 	if (installed && strcmp(installed, BT_TOOL_VERSION) == 0)
 	{
-		bt_info("extension bingo_tune %s is already installed in database \"%s\"",
-				installed, PQdb(conn));
+		pg_log_info("extension bingo_tune %s is already installed in database \"%s\"",
+					installed, PQdb(conn));
 		if (!bt_command(conn, "COMMIT"))
 			return BT_EXIT_ERROR;
 		return BT_EXIT_OK;
 	}
 	if (!version_available)
 	{
-		bt_error("the server's extension files do not have bingo_tune version %s (their default is %s)",
-				 BT_TOOL_VERSION, available_default);
-		bt_hint("Install the extension files that match this tool on the server host, or use the tool that matches version %s.",
-				available_default);
+		pg_log_error("the server's extension files do not have bingo_tune version %s (their default is %s)",
+					 BT_TOOL_VERSION, available_default);
+		pg_log_error_hint("Install the extension files that match this tool on the server host, or use the tool that matches version %s.",
+						  available_default);
 		rc = BT_EXIT_VERSION;
 		goto fail;
 	}
@@ -290,7 +290,7 @@ create_or_update(PGconn *conn)
 	if (!installed &&
 		!bt_command(conn, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements WITH SCHEMA public"))
 	{
-		bt_hint("Create pg_stat_statements yourself (CREATE EXTENSION pg_stat_statements) and run this again.");
+		pg_log_error_hint("Create pg_stat_statements yourself (CREATE EXTENSION pg_stat_statements) and run this again.");
 		PQfreemem(literal);
 		goto fail;
 	}
@@ -301,7 +301,7 @@ create_or_update(PGconn *conn)
 		appendPQExpBuffer(&sql, "CREATE EXTENSION bingo_tune WITH VERSION %s CASCADE", literal);
 	PQfreemem(literal);
 
-	bt_verbose("%s", sql.data);
+	pg_log_debug("%s", sql.data);
 	res = PQexec(conn, sql.data);
 	termPQExpBuffer(&sql);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
@@ -322,11 +322,11 @@ create_or_update(PGconn *conn)
 		return BT_EXIT_ERROR;
 
 	if (installed)
-		bt_info("extension bingo_tune updated from %s to %s in database \"%s\"",
-				installed, BT_TOOL_VERSION, PQdb(conn));
+		pg_log_info("extension bingo_tune updated from %s to %s in database \"%s\"",
+					installed, BT_TOOL_VERSION, PQdb(conn));
 	else
-		bt_info("extension bingo_tune %s created in database \"%s\"",
-				BT_TOOL_VERSION, PQdb(conn));
+		pg_log_info("extension bingo_tune %s created in database \"%s\"",
+					BT_TOOL_VERSION, PQdb(conn));
 	return BT_EXIT_OK;
 
 fail:
@@ -355,13 +355,13 @@ bt_install(PGconn *conn)
 	/* the handshake: what is installed now must be what the tool speaks */
 	if (!bt_extension_installed(conn, &version))
 	{
-		bt_error("extension bingo_tune is not installed after CREATE EXTENSION");
+		pg_log_error("extension bingo_tune is not installed after CREATE EXTENSION");
 		return BT_EXIT_ERROR;
 	}
 	if (strcmp(version, BT_TOOL_VERSION) != 0)
 	{
-		bt_error("the installed extension bingo_tune %s does not match this tool (%s)",
-				 version, BT_TOOL_VERSION);
+		pg_log_error("the installed extension bingo_tune %s does not match this tool (%s)",
+					 version, BT_TOOL_VERSION);
 		return BT_EXIT_VERSION;
 	}
 	free(version);

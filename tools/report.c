@@ -120,7 +120,7 @@ report_option(int c, const char *arg)
 		case 'n':
 			if (arg[0] == '\0')
 			{
-				bt_error("--name must not be empty");
+				pg_log_error("--name must not be empty");
 				exit(BT_EXIT_USAGE);
 			}
 			ropt_name = arg;
@@ -128,7 +128,7 @@ report_option(int c, const char *arg)
 		case 'r':
 			if (!bt_parse_int(arg, 1, 1000, &ropt_runs))
 			{
-				bt_error("--runs must be a number from 1 to 1000, not \"%s\"", arg);
+				pg_log_error("--runs must be a number from 1 to 1000, not \"%s\"", arg);
 				exit(BT_EXIT_USAGE);
 			}
 			return true;
@@ -366,16 +366,16 @@ connect_for(const char *signature, int *rc)
 
 	if (!bt_extension_installed(conn, &version))
 	{
-		bt_error("extension bingo_tune is not installed in database \"%s\"", PQdb(conn));
-		bt_hint("Run \"%s install\" first.", BT_PROGNAME);
+		pg_log_error("extension bingo_tune is not installed in database \"%s\"", PQdb(conn));
+		pg_log_error_hint("Run \"%s install\" first.", BT_PROGNAME);
 		*rc = BT_EXIT_NOT_PREPARED;
 		PQfinish(conn);
 		return NULL;
 	}
 	if (!bt_function_exists(conn, signature))
 	{
-		bt_error("the installed extension bingo_tune %s has no %s", version, signature);
-		bt_hint("Update the extension (\"%s install\" with a newer tool) to get it.", BT_PROGNAME);
+		pg_log_error("the installed extension bingo_tune %s has no %s", version, signature);
+		pg_log_error_hint("Update the extension (\"%s install\" with a newer tool) to get it.", BT_PROGNAME);
 		*rc = BT_EXIT_VERSION;
 		PQfinish(conn);
 		return NULL;
@@ -445,7 +445,7 @@ check_deadline_ms(PGconn *conn, const char *const *params)
 				   2, params, PGRES_TUPLES_OK);
 	if (res == NULL)
 	{
-		bt_warning("check() runs without the tool's deadline");
+		pg_log_warning("check() runs without the tool's deadline");
 		return 0;
 	}
 	ms = strtod(PQgetvalue(res, 0, 0), NULL) + BT_CHECK_MARGIN_MS;
@@ -493,10 +493,10 @@ bt_check_main(int argc, char **argv)
 							2, params, PGRES_TUPLES_OK, deadline_ms, &overran);
 	if (res == NULL && overran)
 	{
-		bt_error("bingo_tune.check() did not finish within %d s, the sum of the budgets of the runs plus a margin",
-				 deadline_ms / 1000);
-		bt_hint("Code the statements reach (a function of a row-level security policy, say) may ignore "
-				"the server's cut-off at each run's budget; such a statement counts as over budget.");
+		pg_log_error("bingo_tune.check() did not finish within %d s, the sum of the budgets of the runs plus a margin",
+					 deadline_ms / 1000);
+		pg_log_error_hint("Code the statements reach (a function of a row-level security policy, say) may ignore "
+						  "the server's cut-off at each run's budget; such a statement counts as over budget.");
 		PQfinish(conn);
 		return BT_EXIT_OVER_BUDGET;
 	}
@@ -510,7 +510,7 @@ bt_check_main(int argc, char **argv)
 	col_name = PQfnumber(res, "name");
 	if (col_ok < 1)
 	{
-		bt_error("bingo_tune.check() returned no within_budget column; this tool cannot tell go from no-go");
+		pg_log_error("bingo_tune.check() returned no within_budget column; this tool cannot tell go from no-go");
 		PQclear(res);
 		PQfinish(conn);
 		return BT_EXIT_VERSION;
@@ -532,18 +532,18 @@ bt_check_main(int argc, char **argv)
 	}
 	if (PQntuples(res) == 0)
 	{
-		bt_error("no watched statement %s%s%s", ropt_name ? "named \"" : "",
-				 ropt_name ? ropt_name : "to check", ropt_name ? "\"" : "");
+		pg_log_error("no watched statement %s%s%s", ropt_name ? "named \"" : "",
+					 ropt_name ? ropt_name : "to check", ropt_name ? "\"" : "");
 		rc = BT_EXIT_ERROR;
 	}
 	else if (over > 0)
 	{
-		bt_error("%d of %d statements over budget: %s", over, PQntuples(res), names.data);
+		pg_log_error("%d of %d statements over budget: %s", over, PQntuples(res), names.data);
 		rc = BT_EXIT_OVER_BUDGET;
 	}
 	else
 	{
-		bt_info("all %d statements within budget", PQntuples(res));
+		pg_log_info("all %d statements within budget", PQntuples(res));
 		rc = BT_EXIT_OK;
 	}
 	termPQExpBuffer(&names);
