@@ -118,7 +118,7 @@ extern bool bt_parse_int(const char *arg, int min, int max, int *result);
 extern bool bt_parse_duration(const char *arg, int *ms);
 extern void bt_sanitize(const char *in, char *out, size_t len);
 
-/* bingo_tune.c */
+/* main.c */
 struct option;
 extern int	bt_parse_simple_args(int argc, char **argv, const struct option *extra,
 								 const char *extra_short,
@@ -131,7 +131,7 @@ extern int	bt_install(PGconn *conn);
 extern int	bt_compare_versions(const char *a, const char *b);
 extern int	bt_prepare_main(int argc, char **argv);
 extern int	bt_apply_main(int argc, char **argv);
-extern int	bt_apply(PGconn *conn);
+extern int	bt_call_apply(PGconn *conn);
 extern int	bt_report_main(int argc, char **argv);
 extern int	bt_check_main(int argc, char **argv);
 

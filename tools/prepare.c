@@ -1210,7 +1210,7 @@ run_command(PGconn *conn, char *const *cmd, RunResult *result)
  * while.  Returns an exit code.
  */
 int
-bt_apply(PGconn *conn)
+bt_call_apply(PGconn *conn)
 {
 	PGresult   *res;
 	int			i;
@@ -1315,7 +1315,7 @@ bt_apply_main(int argc, char **argv)
 		PQfinish(conn);
 		return BT_EXIT_NOT_PREPARED;
 	}
-	rc = bt_apply(conn);
+	rc = bt_call_apply(conn);
 	PQfinish(conn);
 	return rc;
 }
@@ -1526,7 +1526,7 @@ prepare(PGconn *conn, char *const *cmd, bool *lost)
 	if (state == PREP_DONE && (popts.adopt || !popts.force))
 	{
 		PQclear(res);
-		return popts.apply ? bt_apply(conn) : BT_EXIT_OK;
+		return popts.apply ? bt_call_apply(conn) : BT_EXIT_OK;
 	}
 	if (popts.adopt)
 	{
@@ -1550,7 +1550,7 @@ prepare(PGconn *conn, char *const *cmd, bool *lost)
 	}
 	if (rc != BT_EXIT_OK || *lost)
 		return rc;
-	return popts.apply ? bt_apply(conn) : BT_EXIT_OK;
+	return popts.apply ? bt_call_apply(conn) : BT_EXIT_OK;
 }
 
 int

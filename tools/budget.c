@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * report.c
+ * budget.c
  *		bingo_tune report and bingo_tune check: the budget report, and the
  *		deploy gate.
  *
@@ -20,7 +20,7 @@
  * connection string asks for one (target_session_attrs); by default they
  * go to the primary like every other subcommand.
  *
- * tools/report.c
+ * tools/budget.c
  *
  *-------------------------------------------------------------------------
  */

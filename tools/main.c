@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * bingo_tune.c
+ * main.c
  *		The bingo_tune pre-deploy tool: entry point, subcommand dispatch,
  *		--help and --version.
  *
@@ -9,10 +9,10 @@
  * extension, runs bingo's prepare_db exactly once however many nodes start
  * at the same time, builds the indexes bingo needs right after the load, and
  * can fail a deploy whose statements are over budget.  Each subcommand lives
- * in its own file: install.c, prepare.c (prepare-db and apply), report.c
+ * in its own file: install.c, prepare.c (prepare-db and apply), budget.c
  * (report and check); common.c holds what they share.
  *
- * tools/bingo_tune.c
+ * tools/main.c
  *
  *-------------------------------------------------------------------------
  */
