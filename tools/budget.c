@@ -364,10 +364,8 @@ connect_for(const char *signature, int *rc)
 	PGconn	   *conn = bt_connect(BT_TARGET_ANY);
 	char	   *version = NULL;
 
-	if (!bt_extension_installed(conn, &version))
+	if (!bt_require_extension(conn, &version))
 	{
-		pg_log_error("extension bingo_tune is not installed in database \"%s\"", PQdb(conn));
-		pg_log_error_hint("Run \"%s install\" first.", BT_PROGNAME);
 		*rc = BT_EXIT_NOT_PREPARED;
 		PQfinish(conn);
 		return NULL;

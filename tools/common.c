@@ -503,6 +503,20 @@ bt_extension_installed(PGconn *conn, char **version)
 	return found;
 }
 
+/*
+ * bt_extension_installed() for the subcommands that need the extension:
+ * says that it is missing and how to install it, and returns false.
+ */
+bool
+bt_require_extension(PGconn *conn, char **version)
+{
+	if (bt_extension_installed(conn, version))
+		return true;
+	pg_log_error("extension bingo_tune is not installed in database \"%s\"", PQdb(conn));
+	pg_log_error_hint("Run \"%s install\" first.", BT_PROGNAME);
+	return false;
+}
+
 /* Whether a function with this signature exists, e.g. 'bingo_tune.report()'. */
 bool
 bt_function_exists(PGconn *conn, const char *signature)

@@ -111,6 +111,7 @@ extern void bt_install_signal_handlers(void);
 extern bool bt_sleep_ms(int ms);
 extern int	bt_interrupt_exit_code(void);
 extern bool bt_extension_installed(PGconn *conn, char **version);
+extern bool bt_require_extension(PGconn *conn, char **version);
 extern bool bt_function_exists(PGconn *conn, const char *signature);
 extern bool bt_parse_common_option(int c, const char *arg);
 extern bool bt_check_connection_options(void);

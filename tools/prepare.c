@@ -1308,10 +1308,8 @@ bt_apply_main(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	conn = bt_connect(BT_TARGET_PRIMARY);
-	if (!bt_extension_installed(conn, NULL))
+	if (!bt_require_extension(conn, NULL))
 	{
-		pg_log_error("extension bingo_tune is not installed in database \"%s\"", PQdb(conn));
-		pg_log_error_hint("Run \"%s install\" first.", BT_PROGNAME);
 		PQfinish(conn);
 		return BT_EXIT_NOT_PREPARED;
 	}
