@@ -451,6 +451,50 @@ check_deadline_ms(PGconn *conn, const char *const *params)
 	return ms >= INT_MAX ? INT_MAX : (int) ceil(ms);
 }
 
+/*
+ * The deploy gate: check()'s rows whose within_budget (column col_ok) is
+ * not true -- false, or NULL: not measured -- are over budget, and named.
+ * Returns the exit code.
+ */
+static int
+check_verdict(const PGresult *res, int col_ok)
+{
+	int			col_name = PQfnumber(res, "name");
+	int			over = 0;
+	int			rc;
+	int			r;
+	PQExpBufferData names;
+
+	initPQExpBuffer(&names);
+	for (r = 0; r < PQntuples(res); r++)
+	{
+		if (!PQgetisnull(res, r, col_ok) && strcmp(PQgetvalue(res, r, col_ok), "t") == 0)
+			continue;
+		over++;
+		appendPQExpBuffer(&names, "%s%s%s", names.len > 0 ? ", " : "",
+						  col_name >= 1 ? PQgetvalue(res, r, col_name) : "?",
+						  PQgetisnull(res, r, col_ok) ? " (not measured)" : "");
+	}
+	if (PQntuples(res) == 0)
+	{
+		pg_log_error("no watched statement %s%s%s", ropt_name ? "named \"" : "",
+					 ropt_name ? ropt_name : "to check", ropt_name ? "\"" : "");
+		rc = BT_EXIT_ERROR;
+	}
+	else if (over > 0)
+	{
+		pg_log_error("%d of %d statements over budget: %s", over, PQntuples(res), names.data);
+		rc = BT_EXIT_OVER_BUDGET;
+	}
+	else
+	{
+		pg_log_info("all %d statements within budget", PQntuples(res));
+		rc = BT_EXIT_OK;
+	}
+	termPQExpBuffer(&names);
+	return rc;
+}
+
 int
 bt_check_main(int argc, char **argv)
 {
@@ -467,12 +511,8 @@ bt_check_main(int argc, char **argv)
 	char		runs[16];
 	const char *params[2];
 	int			col_ok;
-	int			col_name;
-	int			r;
-	int			over = 0;
 	int			deadline_ms;
 	bool		overran = false;
-	PQExpBufferData names;
 
 	rc = bt_parse_simple_args(argc, argv, longopts, "n:r:", report_option, check_help);
 	if (rc >= 0)
@@ -505,7 +545,6 @@ bt_check_main(int argc, char **argv)
 	}
 
 	col_ok = PQfnumber(res, "within_budget");
-	col_name = PQfnumber(res, "name");
 	if (col_ok < 1)
 	{
 		pg_log_error("bingo_tune.check() returned no within_budget column; this tool cannot tell go from no-go");
@@ -518,33 +557,7 @@ bt_check_main(int argc, char **argv)
 	else if (bt_opts.verbosity > 0)
 		print_result_table(res, check_columns);
 
-	initPQExpBuffer(&names);
-	for (r = 0; r < PQntuples(res); r++)
-	{
-		if (!PQgetisnull(res, r, col_ok) && strcmp(PQgetvalue(res, r, col_ok), "t") == 0)
-			continue;
-		over++;
-		appendPQExpBuffer(&names, "%s%s%s", names.len > 0 ? ", " : "",
-						  col_name >= 1 ? PQgetvalue(res, r, col_name) : "?",
-						  PQgetisnull(res, r, col_ok) ? " (not measured)" : "");
-	}
-	if (PQntuples(res) == 0)
-	{
-		pg_log_error("no watched statement %s%s%s", ropt_name ? "named \"" : "",
-					 ropt_name ? ropt_name : "to check", ropt_name ? "\"" : "");
-		rc = BT_EXIT_ERROR;
-	}
-	else if (over > 0)
-	{
-		pg_log_error("%d of %d statements over budget: %s", over, PQntuples(res), names.data);
-		rc = BT_EXIT_OVER_BUDGET;
-	}
-	else
-	{
-		pg_log_info("all %d statements within budget", PQntuples(res));
-		rc = BT_EXIT_OK;
-	}
-	termPQExpBuffer(&names);
+	rc = check_verdict(res, col_ok);
 	PQclear(res);
 	PQfinish(conn);
 	return rc;
