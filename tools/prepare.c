@@ -1082,67 +1082,46 @@ watch_connection(PGconn *conn, int ms)
 }
 
 /*
- * Run the command in a session and process group of its own and wait for
- * it, keeping the connection (and the lock) alive and watched.  Every way
- * out stops the whole group first; this returns only when no process of
- * the group is left.
+ * In the forked child: become a session and process group of our own, with
+ * the default signal handlers, and exec the command.  Never returns.
  */
 static void
-run_command(PGconn *conn, char *const *cmd, RunResult *result)
+exec_command(char *const *cmd, pid_t parent)
 {
-	pid_t		parent = getpid();
-	pid_t		pid;
+	struct sigaction dfl;
+	int			exec_errno;
+
+	/* a session of its own: its own process group, no terminal */
+	(void) setsid();
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigaction(SIGINT, &dfl, NULL);
+	sigaction(SIGTERM, &dfl, NULL);
+	sigaction(SIGHUP, &dfl, NULL);
+#ifdef __linux__
+	/* if the tool dies, the lock is gone: the command must stop too */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != parent)
+		_exit(128 + SIGTERM);
+#endif
+	execvp(cmd[0], cmd);
+	exec_errno = errno;
+	pg_log_error("could not run \"%s\": %s", cmd[0], strerror(exec_errno));
+	_exit(exec_errno == ENOENT ? 127 : 126);
+}
+
+/*
+ * Wait until no process of the command's group (pid) is left, keeping the
+ * connection (and the lock) alive and watched.  A leader that leaves
+ * processes behind, a signal to the tool and a lost lock each stop the
+ * whole group, and say so in result.  Returns the leader's wait status.
+ */
+static int
+wait_for_group(PGconn *conn, pid_t pid, RunResult *result)
+{
 	int			status = 0;
 	bool		done = false;
-	int			sock = PQsocket(conn);
 	double		last_ping = now_secs();
-
-	memset(result, 0, sizeof(*result));
-	result->status = -1;
-
-	/* the child must not inherit the session that holds the lock */
-	if (sock >= 0)
-		(void) fcntl(sock, F_SETFD, fcntl(sock, F_GETFD) | FD_CLOEXEC);
-#ifdef __linux__
-	/* the group's orphans become our children: we can tell when all are gone */
-	(void) prctl(PR_SET_CHILD_SUBREAPER, 1);
-#endif
-
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0)
-	{
-		pg_log_error("could not start the command: %s", strerror(errno));
-		result->rc = BT_EXIT_ERROR;
-		return;
-	}
-	if (pid == 0)
-	{
-		struct sigaction dfl;
-		int			exec_errno;
-
-		/* a session of its own: its own process group, no terminal */
-		(void) setsid();
-		memset(&dfl, 0, sizeof(dfl));
-		dfl.sa_handler = SIG_DFL;
-		sigaction(SIGINT, &dfl, NULL);
-		sigaction(SIGTERM, &dfl, NULL);
-		sigaction(SIGHUP, &dfl, NULL);
-#ifdef __linux__
-		/* if the tool dies, the lock is gone: the command must stop too */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
-			_exit(128 + SIGTERM);
-#endif
-		execvp(cmd[0], cmd);
-		exec_errno = errno;
-		pg_log_error("could not run \"%s\": %s", cmd[0], strerror(exec_errno));
-		_exit(exec_errno == ENOENT ? 127 : 126);
-	}
-	/* the group is the child's pid; make it so now, whoever runs first */
-	(void) setpgid(pid, pid);
-	pg_log_debug("the command runs as pid %d, in process group %d", (int) pid, (int) pid);
 
 	for (;;)
 	{
@@ -1181,6 +1160,50 @@ run_command(PGconn *conn, char *const *cmd, RunResult *result)
 			last_ping = now_secs();
 	}
 	pg_log_debug("no process of the command's group is left");
+	return status;
+}
+
+/*
+ * Run the command in a session and process group of its own and wait for
+ * it, keeping the connection (and the lock) alive and watched.  Every way
+ * out stops the whole group first; this returns only when no process of
+ * the group is left.
+ */
+static void
+run_command(PGconn *conn, char *const *cmd, RunResult *result)
+{
+	pid_t		parent = getpid();
+	pid_t		pid;
+	int			status;
+	int			sock = PQsocket(conn);
+
+	memset(result, 0, sizeof(*result));
+	result->status = -1;
+
+	/* the child must not inherit the session that holds the lock */
+	if (sock >= 0)
+		(void) fcntl(sock, F_SETFD, fcntl(sock, F_GETFD) | FD_CLOEXEC);
+#ifdef __linux__
+	/* the group's orphans become our children: we can tell when all are gone */
+	(void) prctl(PR_SET_CHILD_SUBREAPER, 1);
+#endif
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0)
+	{
+		pg_log_error("could not start the command: %s", strerror(errno));
+		result->rc = BT_EXIT_ERROR;
+		return;
+	}
+	if (pid == 0)
+		exec_command(cmd, parent);	/* does not return */
+
+	/* the group is the child's pid; make it so now, whoever runs first */
+	(void) setpgid(pid, pid);
+	pg_log_debug("the command runs as pid %d, in process group %d", (int) pid, (int) pid);
+	status = wait_for_group(conn, pid, result);
 
 	if (WIFEXITED(status))
 		result->status = WEXITSTATUS(status);
