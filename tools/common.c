@@ -365,6 +365,61 @@ bt_terminate_backend(PGconn *conn)
 	PQfinish(other);
 }
 
+/* Where a statement sent by bt_query_deadline() stands. */
+typedef struct BtDeadline
+{
+	int			deadline_ms;	/* 0: none, only Ctrl-C cancels */
+	int64		start;			/* when it was sent */
+	bool		late;			/* past its deadline */
+	bool		cancelled;		/* a cancel was sent */
+	int64		cancelled_at;
+	int64		terminated_at;	/* 0: its session was not ended */
+} BtDeadline;
+
+/*
+ * One step of bt_query_deadline()'s escalation: cancel the statement on an
+ * interrupt or once it is late; end its session when a late statement
+ * ignored the cancel for BT_CANCEL_GRACE_MS.  Returns false when the
+ * session did not end either, BT_CANCEL_GRACE_MS later: stop waiting.
+ */
+static bool
+bt_deadline_step(PGconn *conn, BtDeadline *d)
+{
+	int64		now = bt_now_ms();
+
+	if (d->deadline_ms > 0 && !d->late && now - d->start >= d->deadline_ms)
+	{
+		pg_log_warning("still running after %d s: cancelling it", d->deadline_ms / 1000);
+		d->late = true;
+	}
+	if ((bt_interrupted || d->late) && !d->cancelled)
+	{
+		PGcancel   *cancel = PQgetCancel(conn);
+		char		errbuf[256];
+
+		if (cancel)
+		{
+			(void) PQcancel(cancel, errbuf, sizeof(errbuf));
+			PQfreeCancel(cancel);
+		}
+		d->cancelled = true;
+		d->cancelled_at = now;
+	}
+	if (d->late && d->terminated_at == 0 && now - d->cancelled_at >= BT_CANCEL_GRACE_MS)
+	{
+		pg_log_warning("the cancel did not stop it within %d s: ending its session (pid %d)",
+					   BT_CANCEL_GRACE_MS / 1000, PQbackendPID(conn));
+		bt_terminate_backend(conn);
+		d->terminated_at = bt_now_ms();
+	}
+	if (d->terminated_at != 0 && now - d->terminated_at >= BT_CANCEL_GRACE_MS)
+	{
+		pg_log_error("the session did not end: giving up waiting for it");
+		return false;
+	}
+	return true;
+}
+
 /*
  * bt_query_interruptible with a deadline (deadline_ms > 0): a statement
  * still running deadline_ms after it was sent is cancelled; one that
@@ -380,11 +435,7 @@ bt_query_deadline(PGconn *conn, const char *sql, int nparams,
 {
 	PGresult   *res;
 	PGresult   *last = NULL;
-	bool		cancelled = false;
-	int64		start = bt_now_ms();
-	int64		cancelled_at = 0;
-	int64		terminated_at = 0;
-	bool		late = false;
+	BtDeadline	d = {deadline_ms, bt_now_ms(), false, false, 0, 0};
 
 	if (overran)
 		*overran = false;
@@ -394,43 +445,12 @@ bt_query_deadline(PGconn *conn, const char *sql, int nparams,
 		bt_server_error(conn, NULL, "could not send query");
 		return NULL;
 	}
-	for (;;)
+	while (bt_deadline_step(conn, &d))
 	{
 		fd_set		fds;
 		struct timeval tv = {0, 200000};
 		int			sock;
-		int64		now = bt_now_ms();
 
-		if (deadline_ms > 0 && !late && now - start >= deadline_ms)
-		{
-			pg_log_warning("still running after %d s: cancelling it", deadline_ms / 1000);
-			late = true;
-		}
-		if ((bt_interrupted || late) && !cancelled)
-		{
-			PGcancel   *cancel = PQgetCancel(conn);
-			char		errbuf[256];
-
-			if (cancel)
-			{
-				(void) PQcancel(cancel, errbuf, sizeof(errbuf));
-				PQfreeCancel(cancel);
-			}
-			cancelled = true;
-			cancelled_at = now;
-		}
-		if (late && terminated_at == 0 && now - cancelled_at >= BT_CANCEL_GRACE_MS)
-		{
-			pg_log_warning("the cancel did not stop it within %d s: ending its session (pid %d)",
-						   BT_CANCEL_GRACE_MS / 1000, PQbackendPID(conn));
-			bt_terminate_backend(conn);
-			terminated_at = bt_now_ms();
-		}
-		if (terminated_at != 0 && now - terminated_at >= BT_CANCEL_GRACE_MS)
-		{
-			pg_log_error("the session did not end: giving up waiting for it");
-			break;
-		}
 		if (!PQisBusy(conn))
 		{
 			res = PQgetResult(conn);
@@ -450,14 +470,14 @@ bt_query_deadline(PGconn *conn, const char *sql, int nparams,
 		if (!PQconsumeInput(conn))
 			break;
 	}
-	if (late)
+	if (d.late)
 	{
 		PQclear(last);
 		if (overran)
 			*overran = true;
 		return NULL;
 	}
-	if (cancelled)
+	if (d.cancelled)
 	{
 		PQclear(last);
 		return NULL;
