@@ -23,7 +23,7 @@ OBJS = \
 EXTENSION = bingo_tune
 # The version is written once, as default_version in bingo_tune.control;
 # the install script's name and the tool's version (tools/Makefile) follow.
-EXTVERSION := $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" bingo_tune.control)
+EXTVERSION := $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" $(if $(VPATH),$(VPATH)/)bingo_tune.control)
 ifeq ($(EXTVERSION),)
 $(error no default_version in bingo_tune.control)
 endif
