@@ -49,6 +49,25 @@ static bool bt_notices_on = false;
  * ----------------------------------------------------------------
  */
 
+#if PG_VERSION_NUM < 150000
+/*
+ * PostgreSQL 14's front-end logging has no detail or hint lines: print
+ * them as 15 does ("bingo_tune: hint: ...").
+ */
+void
+bt_log_part(const char *part, const char *fmt,...)
+{
+	va_list		ap;
+
+	fflush(stdout);
+	fprintf(stderr, "%s: %s: ", BT_PROGNAME, part);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+#endif
+
 /*
  * Report a failed query: our own words, then the server's message, detail
  * and hint.  res may be NULL when the query could not be sent.

@@ -89,6 +89,13 @@ extern BtOptions bt_opts;
 extern volatile sig_atomic_t bt_interrupted;
 
 /* messages (common.c); the rest is pg_log_*() of common/logging.h */
+#if PG_VERSION_NUM < 150000
+/* 14's front-end logging has no detail or hint lines */
+extern void bt_log_part(const char *part, const char *fmt,...) pg_attribute_printf(2, 3);
+#define pg_log_error_detail(...)	bt_log_part("detail", __VA_ARGS__)
+#define pg_log_error_hint(...)		bt_log_part("hint", __VA_ARGS__)
+#define pg_log_warning_hint(...)	bt_log_part("hint", __VA_ARGS__)
+#endif
 extern void bt_server_error(PGconn *conn, const PGresult *res,
 							const char *fmt,...) pg_attribute_printf(3, 4);
 extern void bt_show_notices(bool show);
