@@ -21,7 +21,13 @@ OBJS = \
 	derive.o
 
 EXTENSION = bingo_tune
-DATA = bingo_tune--1.0.sql
+# The version is written once, as default_version in bingo_tune.control;
+# the install script's name and the tool's version (tools/Makefile) follow.
+EXTVERSION := $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" $(if $(VPATH),$(VPATH)/)bingo_tune.control)
+ifeq ($(EXTVERSION),)
+$(error no default_version in bingo_tune.control)
+endif
+DATA = bingo_tune--$(EXTVERSION).sql
 PGFILEDESC = "bingo_tune - keep bingo's statements within their latency budgets"
 
 REGRESS = catalog advise derive apply plans report

@@ -1,6 +1,6 @@
 # t/031_tool_prepare.pl: "bingo_tune prepare-db" with a stand-in prepare_db.
 #
-# The stand-in (bench/fake_prepare_db.sh) creates bingo's tables and fills
+# The stand-in (t/fake_prepare_db.sh) creates bingo's tables and fills
 # them one prepared INSERT per transaction, like prepare_db.  Each scenario
 # uses its own database, since the lock and the marker are per database.
 #
@@ -25,7 +25,7 @@ use Test::More;
 use IPC::Run;
 use Time::HiRes qw(usleep);
 
-my $fake = "$ENV{TESTDIR}/bench/fake_prepare_db.sh";
+my $fake = "$ENV{TESTDIR}/t/fake_prepare_db.sh";
 my $lock_key = '27700470620291074';    # BT_LOCK_PREPARE in tools/common.h
 
 my $node = PostgreSQL::Test::Cluster->new('primary');

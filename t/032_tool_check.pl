@@ -17,7 +17,7 @@ use Test::More;
 use IPC::Run;
 use JSON::PP;
 
-my $fake = "$ENV{TESTDIR}/bench/fake_prepare_db.sh";
+my $fake = "$ENV{TESTDIR}/t/fake_prepare_db.sh";
 
 sub tool
 {

@@ -20,7 +20,7 @@ use Test::More;
 use IPC::Run;
 use Time::HiRes qw(usleep);
 
-my $fake = "$ENV{TESTDIR}/bench/fake_prepare_db.sh";
+my $fake = "$ENV{TESTDIR}/t/fake_prepare_db.sh";
 my $lock_key = '27700470620291074';    # BT_LOCK_PREPARE in tools/common.h
 my $tmp = PostgreSQL::Test::Utils::tempdir();
 

@@ -4,9 +4,10 @@
  *		Messages, the connection, queries and signals shared by every
  *		subcommand of the bingo_tune tool.
  *
- * Messages go to stderr in the style of PostgreSQL's own clients
- * ("bingo_tune: error: ..."), results to stdout.  -q keeps only errors and
- * warnings, -v adds what the tool is doing and the server's notices.
+ * Messages go to stderr through PostgreSQL's front-end logging
+ * (common/logging.h: "bingo_tune: error: ...", with detail and hint lines),
+ * results to stdout.  -q keeps only errors and warnings, -v adds what the
+ * tool is doing (pg_log_debug) and the server's notices.
  *
  * The connection is given as to psql: -h, -p, -U and -d (a name, a
  * conninfo string or a URI, whose settings win over -h, -p and -U, as in
@@ -42,80 +43,30 @@ volatile sig_atomic_t bt_interrupted = 0;
 
 static bool bt_notices_on = false;
 
-static void bt_vmessage(const char *level, const char *fmt, va_list ap)
-			pg_attribute_printf(2, 0);
-
 
 /* ----------------------------------------------------------------
  *		Messages
  * ----------------------------------------------------------------
  */
 
-static void
-bt_vmessage(const char *level, const char *fmt, va_list ap)
+#if PG_VERSION_NUM < 150000
+/*
+ * PostgreSQL 14's front-end logging has no detail or hint lines: print
+ * them as 15 does ("bingo_tune: hint: ...").
+ */
+void
+bt_log_part(const char *part, const char *fmt,...)
 {
+	va_list		ap;
+
 	fflush(stdout);
-	if (level)
-		fprintf(stderr, "%s: %s: ", BT_PROGNAME, level);
-	else
-		fprintf(stderr, "%s: ", BT_PROGNAME);
+	fprintf(stderr, "%s: %s: ", BT_PROGNAME, part);
+	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fputc('\n', stderr);
 }
-
-void
-bt_error(const char *fmt,...)
-{
-	va_list		ap;
-
-	va_start(ap, fmt);
-	bt_vmessage("error", fmt, ap);
-	va_end(ap);
-}
-
-void
-bt_warning(const char *fmt,...)
-{
-	va_list		ap;
-
-	va_start(ap, fmt);
-	bt_vmessage("warning", fmt, ap);
-	va_end(ap);
-}
-
-void
-bt_hint(const char *fmt,...)
-{
-	va_list		ap;
-
-	va_start(ap, fmt);
-	bt_vmessage("hint", fmt, ap);
-	va_end(ap);
-}
-
-void
-bt_info(const char *fmt,...)
-{
-	va_list		ap;
-
-	if (bt_opts.verbosity < 1)
-		return;
-	va_start(ap, fmt);
-	bt_vmessage(NULL, fmt, ap);
-	va_end(ap);
-}
-
-void
-bt_verbose(const char *fmt,...)
-{
-	va_list		ap;
-
-	if (bt_opts.verbosity < 2)
-		return;
-	va_start(ap, fmt);
-	bt_vmessage(NULL, fmt, ap);
-	va_end(ap);
-}
+#endif
 
 /*
  * Report a failed query: our own words, then the server's message, detail
@@ -141,7 +92,7 @@ bt_server_error(PGconn *conn, const PGresult *res, const char *fmt,...)
 		hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
 	}
 	if (primary)
-		bt_error("%s: %s", what, primary);
+		pg_log_error("%s: %s", what, primary);
 	else
 	{
 		char	   *msg = pg_strdup(PQerrorMessage(conn));
@@ -149,13 +100,13 @@ bt_server_error(PGconn *conn, const PGresult *res, const char *fmt,...)
 
 		while (len > 0 && msg[len - 1] == '\n')
 			msg[--len] = '\0';
-		bt_error("%s: %s", what, len > 0 ? msg : "unknown error");
+		pg_log_error("%s: %s", what, len > 0 ? msg : "unknown error");
 		free(msg);
 	}
 	if (detail)
-		fprintf(stderr, "%s: detail: %s\n", BT_PROGNAME, detail);
+		pg_log_error_detail("%s", detail);
 	if (hint)
-		bt_hint("%s", hint);
+		pg_log_error_hint("%s", hint);
 }
 
 /* Whether NOTICEs from the server are shown at normal verbosity. */
@@ -177,9 +128,9 @@ bt_notice_receiver(void *arg, const PGresult *res)
 	if (bt_opts.verbosity < 1)
 		return;
 	if (is_warning)
-		bt_warning("server: %s", primary);
+		pg_log_warning("server: %s", primary);
 	else if (bt_notices_on || bt_opts.verbosity >= 2)
-		bt_info("%s", primary);
+		pg_log_info("%s", primary);
 }
 
 
@@ -230,7 +181,7 @@ bt_connect_internal(BtTarget target, bool quiet)
 	conn = PQconnectdbParams(keywords, values, true);
 	if (conn == NULL)
 	{
-		bt_error("out of memory");
+		pg_log_error("out of memory");
 		return NULL;
 	}
 	if (PQstatus(conn) != CONNECTION_OK)
@@ -242,11 +193,11 @@ bt_connect_internal(BtTarget target, bool quiet)
 			msg[--len] = '\0';
 		if (!quiet)
 		{
-			bt_error("could not connect: %s", msg);
+			pg_log_error("could not connect: %s", msg);
 			if (PQconnectionNeedsPassword(conn))
-				bt_hint("The server wants a password and this tool never prompts: set PGPASSWORD or use a password file (~/.pgpass).");
+				pg_log_error_hint("The server wants a password and this tool never prompts: set PGPASSWORD or use a password file (~/.pgpass).");
 			else if (target == BT_TARGET_PRIMARY && strstr(msg, "read-write"))
-				bt_hint("This subcommand changes the database and needs the primary; list it among the hosts of the connection string.");
+				pg_log_error_hint("This subcommand changes the database and needs the primary; list it among the hosts of the connection string.");
 		}
 		free(msg);
 		PQfinish(conn);
@@ -282,7 +233,7 @@ bt_connect_internal(BtTarget target, bool quiet)
 	PQclear(res);
 
 	bt_describe_conn(conn, where, sizeof(where));
-	bt_verbose("connected to %s", where);
+	pg_log_debug("connected to %s", where);
 	return conn;
 }
 
@@ -341,7 +292,7 @@ bt_query(PGconn *conn, const char *sql, int nparams,
 {
 	PGresult   *res;
 
-	bt_verbose("query: %s", sql);
+	pg_log_debug("query: %s", sql);
 	res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != expect)
 	{
@@ -420,7 +371,7 @@ bt_terminate_backend(PGconn *conn)
 	PQconninfoFree(opts);
 	if (PQstatus(other) != CONNECTION_OK)
 	{
-		bt_error("could not connect to end the session: %s", PQerrorMessage(other));
+		pg_log_error("could not connect to end the session: %s", PQerrorMessage(other));
 		PQfinish(other);
 		return;
 	}
@@ -431,6 +382,61 @@ bt_terminate_backend(PGconn *conn)
 		bt_server_error(other, res, "could not end the session (pid %s)", pid);
 	PQclear(res);
 	PQfinish(other);
+}
+
+/* Where a statement sent by bt_query_deadline() stands. */
+typedef struct BtDeadline
+{
+	int			deadline_ms;	/* 0: none, only Ctrl-C cancels */
+	int64		start;			/* when it was sent */
+	bool		late;			/* past its deadline */
+	bool		cancelled;		/* a cancel was sent */
+	int64		cancelled_at;
+	int64		terminated_at;	/* 0: its session was not ended */
+} BtDeadline;
+
+/*
+ * One step of bt_query_deadline()'s escalation: cancel the statement on an
+ * interrupt or once it is late; end its session when a late statement
+ * ignored the cancel for BT_CANCEL_GRACE_MS.  Returns false when the
+ * session did not end either, BT_CANCEL_GRACE_MS later: stop waiting.
+ */
+static bool
+bt_deadline_step(PGconn *conn, BtDeadline *d)
+{
+	int64		now = bt_now_ms();
+
+	if (d->deadline_ms > 0 && !d->late && now - d->start >= d->deadline_ms)
+	{
+		pg_log_warning("still running after %d s: cancelling it", d->deadline_ms / 1000);
+		d->late = true;
+	}
+	if ((bt_interrupted || d->late) && !d->cancelled)
+	{
+		PGcancel   *cancel = PQgetCancel(conn);
+		char		errbuf[256];
+
+		if (cancel)
+		{
+			(void) PQcancel(cancel, errbuf, sizeof(errbuf));
+			PQfreeCancel(cancel);
+		}
+		d->cancelled = true;
+		d->cancelled_at = now;
+	}
+	if (d->late && d->terminated_at == 0 && now - d->cancelled_at >= BT_CANCEL_GRACE_MS)
+	{
+		pg_log_warning("the cancel did not stop it within %d s: ending its session (pid %d)",
+					   BT_CANCEL_GRACE_MS / 1000, PQbackendPID(conn));
+		bt_terminate_backend(conn);
+		d->terminated_at = bt_now_ms();
+	}
+	if (d->terminated_at != 0 && now - d->terminated_at >= BT_CANCEL_GRACE_MS)
+	{
+		pg_log_error("the session did not end: giving up waiting for it");
+		return false;
+	}
+	return true;
 }
 
 /*
@@ -448,57 +454,22 @@ bt_query_deadline(PGconn *conn, const char *sql, int nparams,
 {
 	PGresult   *res;
 	PGresult   *last = NULL;
-	bool		cancelled = false;
-	int64		start = bt_now_ms();
-	int64		cancelled_at = 0;
-	int64		terminated_at = 0;
-	bool		late = false;
+	BtDeadline	d = {deadline_ms, bt_now_ms(), false, false, 0, 0};
 
 	if (overran)
 		*overran = false;
-	bt_verbose("query: %s", sql);
+	pg_log_debug("query: %s", sql);
 	if (!PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0))
 	{
 		bt_server_error(conn, NULL, "could not send query");
 		return NULL;
 	}
-	for (;;)
+	while (bt_deadline_step(conn, &d))
 	{
 		fd_set		fds;
 		struct timeval tv = {0, 200000};
 		int			sock;
-		int64		now = bt_now_ms();
 
-		if (deadline_ms > 0 && !late && now - start >= deadline_ms)
-		{
-			bt_warning("still running after %d s: cancelling it", deadline_ms / 1000);
-			late = true;
-		}
-		if ((bt_interrupted || late) && !cancelled)
-		{
-			PGcancel   *cancel = PQgetCancel(conn);
-			char		errbuf[256];
-
-			if (cancel)
-			{
-				(void) PQcancel(cancel, errbuf, sizeof(errbuf));
-				PQfreeCancel(cancel);
-			}
-			cancelled = true;
-			cancelled_at = now;
-		}
-		if (late && terminated_at == 0 && now - cancelled_at >= BT_CANCEL_GRACE_MS)
-		{
-			bt_warning("the cancel did not stop it within %d s: ending its session (pid %d)",
-					   BT_CANCEL_GRACE_MS / 1000, PQbackendPID(conn));
-			bt_terminate_backend(conn);
-			terminated_at = bt_now_ms();
-		}
-		if (terminated_at != 0 && now - terminated_at >= BT_CANCEL_GRACE_MS)
-		{
-			bt_error("the session did not end: giving up waiting for it");
-			break;
-		}
 		if (!PQisBusy(conn))
 		{
 			res = PQgetResult(conn);
@@ -518,14 +489,14 @@ bt_query_deadline(PGconn *conn, const char *sql, int nparams,
 		if (!PQconsumeInput(conn))
 			break;
 	}
-	if (late)
+	if (d.late)
 	{
 		PQclear(last);
 		if (overran)
 			*overran = true;
 		return NULL;
 	}
-	if (cancelled)
+	if (d.cancelled)
 	{
 		PQclear(last);
 		return NULL;
@@ -569,6 +540,20 @@ bt_extension_installed(PGconn *conn, char **version)
 		*version = found ? pg_strdup(PQgetvalue(res, 0, 0)) : NULL;
 	PQclear(res);
 	return found;
+}
+
+/*
+ * bt_extension_installed() for the subcommands that need the extension:
+ * says that it is missing and how to install it, and returns false.
+ */
+bool
+bt_require_extension(PGconn *conn, char **version)
+{
+	if (bt_extension_installed(conn, version))
+		return true;
+	pg_log_error("extension bingo_tune is not installed in database \"%s\"", PQdb(conn));
+	pg_log_error_hint("Run \"%s install\" first.", BT_PROGNAME);
+	return false;
 }
 
 /* Whether a function with this signature exists, e.g. 'bingo_tune.report()'. */
@@ -641,6 +626,19 @@ bt_interrupt_exit_code(void)
  * ----------------------------------------------------------------
  */
 
+/*
+ * -q and -v: how much the tool says.  Front-end logging's level follows
+ * (quiet: warnings and errors; verbose: pg_log_debug() too), and the
+ * tables and notices read bt_opts.verbosity.
+ */
+static void
+bt_set_verbosity(int verbosity)
+{
+	bt_opts.verbosity = verbosity;
+	pg_logging_set_level(verbosity == 0 ? PG_LOG_WARNING :
+						 verbosity == 1 ? PG_LOG_INFO : PG_LOG_DEBUG);
+}
+
 /* The options every subcommand takes; true if c was one of them. */
 bool
 bt_parse_common_option(int c, const char *arg)
@@ -663,10 +661,10 @@ bt_parse_common_option(int c, const char *arg)
 			/* never prompting is the only way this tool works */
 			return true;
 		case 'q':
-			bt_opts.verbosity = 0;
+			bt_set_verbosity(0);
 			return true;
 		case 'v':
-			bt_opts.verbosity = 2;
+			bt_set_verbosity(2);
 			return true;
 		default:
 			return false;
@@ -686,12 +684,12 @@ bt_check_connection_options(void)
 
 	if (bt_opts.host != NULL && bt_opts.host[0] == '\0')
 	{
-		bt_error("-h/--host must not be empty");
+		pg_log_error("-h/--host must not be empty");
 		return false;
 	}
 	if (bt_opts.username != NULL && bt_opts.username[0] == '\0')
 	{
-		bt_error("-U/--username must not be empty");
+		pg_log_error("-U/--username must not be empty");
 		return false;
 	}
 	if (bt_opts.port != NULL)
@@ -711,8 +709,8 @@ bt_check_connection_options(void)
 			one[len] = '\0';
 			if (!bt_parse_int(one, 1, 65535, &port))
 			{
-				bt_error("-p/--port must be a port number from 1 to 65535 (or a comma-separated list of them), not \"%s\"",
-						 bt_opts.port);
+				pg_log_error("-p/--port must be a port number from 1 to 65535 (or a comma-separated list of them), not \"%s\"",
+							 bt_opts.port);
 				return false;
 			}
 			if (end == NULL)
@@ -722,7 +720,7 @@ bt_check_connection_options(void)
 	}
 	if (d != NULL && d[0] == '\0')
 	{
-		bt_error("the database name must not be empty");
+		pg_log_error("the database name must not be empty");
 		return false;
 	}
 	if (d != NULL && (strchr(d, '=') != NULL ||
@@ -738,7 +736,7 @@ bt_check_connection_options(void)
 
 			while (len > 0 && errmsg[len - 1] == '\n')
 				errmsg[--len] = '\0';
-			bt_error("invalid connection string: %s", errmsg ? errmsg : "out of memory");
+			pg_log_error("invalid connection string: %s", errmsg ? errmsg : "out of memory");
 			if (errmsg)
 				PQfreemem(errmsg);
 			return false;

@@ -18,11 +18,17 @@
 
 #include <signal.h>
 
+#include "common/logging.h"
 #include "libpq-fe.h"
 #include "pqexpbuffer.h"
 
-/* The extension version this tool belongs to (bingo_tune.control). */
-#define BT_TOOL_VERSION		"1.0"
+/*
+ * BT_TOOL_VERSION, the extension version this tool belongs to, is
+ * bingo_tune.control's default_version: tools/Makefile passes it with -D.
+ */
+#ifndef BT_TOOL_VERSION
+#error "BT_TOOL_VERSION is set by tools/Makefile from bingo_tune.control"
+#endif
 #define BT_PROGNAME			"bingo_tune"
 
 /*
@@ -82,12 +88,14 @@ extern BtOptions bt_opts;
 /* Set by the signal handler; checked by every wait loop. */
 extern volatile sig_atomic_t bt_interrupted;
 
-/* messages (common.c) */
-extern void bt_error(const char *fmt,...) pg_attribute_printf(1, 2);
-extern void bt_warning(const char *fmt,...) pg_attribute_printf(1, 2);
-extern void bt_hint(const char *fmt,...) pg_attribute_printf(1, 2);
-extern void bt_info(const char *fmt,...) pg_attribute_printf(1, 2);
-extern void bt_verbose(const char *fmt,...) pg_attribute_printf(1, 2);
+/* messages (common.c); the rest is pg_log_*() of common/logging.h */
+#if PG_VERSION_NUM < 150000
+/* 14's front-end logging has no detail or hint lines */
+extern void bt_log_part(const char *part, const char *fmt,...) pg_attribute_printf(2, 3);
+#define pg_log_error_detail(...)	bt_log_part("detail", __VA_ARGS__)
+#define pg_log_error_hint(...)		bt_log_part("hint", __VA_ARGS__)
+#define pg_log_warning_hint(...)	bt_log_part("hint", __VA_ARGS__)
+#endif
 extern void bt_server_error(PGconn *conn, const PGresult *res,
 							const char *fmt,...) pg_attribute_printf(3, 4);
 extern void bt_show_notices(bool show);
@@ -110,6 +118,7 @@ extern void bt_install_signal_handlers(void);
 extern bool bt_sleep_ms(int ms);
 extern int	bt_interrupt_exit_code(void);
 extern bool bt_extension_installed(PGconn *conn, char **version);
+extern bool bt_require_extension(PGconn *conn, char **version);
 extern bool bt_function_exists(PGconn *conn, const char *signature);
 extern bool bt_parse_common_option(int c, const char *arg);
 extern bool bt_check_connection_options(void);
@@ -117,7 +126,7 @@ extern bool bt_parse_int(const char *arg, int min, int max, int *result);
 extern bool bt_parse_duration(const char *arg, int *ms);
 extern void bt_sanitize(const char *in, char *out, size_t len);
 
-/* bingo_tune.c */
+/* main.c */
 struct option;
 extern int	bt_parse_simple_args(int argc, char **argv, const struct option *extra,
 								 const char *extra_short,
@@ -130,7 +139,7 @@ extern int	bt_install(PGconn *conn);
 extern int	bt_compare_versions(const char *a, const char *b);
 extern int	bt_prepare_main(int argc, char **argv);
 extern int	bt_apply_main(int argc, char **argv);
-extern int	bt_apply(PGconn *conn);
+extern int	bt_call_apply(PGconn *conn);
 extern int	bt_report_main(int argc, char **argv);
 extern int	bt_check_main(int argc, char **argv);
 

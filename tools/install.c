@@ -135,8 +135,8 @@ check_server(PGconn *conn)
 
 	if (PQserverVersion(conn) < BT_MIN_SERVER_VERSION)
 	{
-		bt_error("server version %s is too old: bingo_tune needs PostgreSQL 14 or newer",
-				 PQparameterStatus(conn, "server_version"));
+		pg_log_error("server version %s is too old: bingo_tune needs PostgreSQL 14 or newer",
+					 PQparameterStatus(conn, "server_version"));
 		return BT_EXIT_NOT_PREPARED;
 	}
 
@@ -147,9 +147,9 @@ check_server(PGconn *conn)
 	if (strcmp(PQgetvalue(res, 0, 0), "on") != 0)
 	{
 		PQclear(res);
-		bt_error("user \"%s\" is not a superuser; installing bingo_tune and building its indexes needs one",
-				 PQuser(conn));
-		bt_hint("Run the tool as a superuser, for example with user=postgres in the connection string.");
+		pg_log_error("user \"%s\" is not a superuser; installing bingo_tune and building its indexes needs one",
+					 PQuser(conn));
+		pg_log_error_hint("Run the tool as a superuser, for example with user=postgres in the connection string.");
 		return BT_EXIT_ERROR;
 	}
 	PQclear(res);
@@ -177,26 +177,164 @@ check_server(PGconn *conn)
 		if (!has_bt)
 			appendPQExpBuffer(&want, "%sbingo_tune", want.len > 0 ? "," : "");
 
-		bt_error("the server does not preload %s (shared_preload_libraries = '%s')",
-				 !has_pgss && !has_bt ? "pg_stat_statements and bingo_tune" :
-				 !has_pgss ? "pg_stat_statements" : "bingo_tune",
-				 preload);
-		bt_hint("Set shared_preload_libraries = '%s' in postgresql.conf, or run\n"
-				"    ALTER SYSTEM SET shared_preload_libraries = '%s';\n"
-				"  then restart the server (a reload is not enough) and run this again.",
-				want.data, want.data);
+		pg_log_error("the server does not preload %s (shared_preload_libraries = '%s')",
+					 !has_pgss && !has_bt ? "pg_stat_statements and bingo_tune" :
+					 !has_pgss ? "pg_stat_statements" : "bingo_tune",
+					 preload);
+		pg_log_error_hint("Set shared_preload_libraries = '%s' in postgresql.conf, or run\n"
+						  "    ALTER SYSTEM SET shared_preload_libraries = '%s';\n"
+						  "  then restart the server (a reload is not enough) and run this again.",
+						  want.data, want.data);
 		if (pending)
-			bt_hint("The server has a changed shared_preload_libraries waiting for a restart.");
+			pg_log_error_hint("The server has a changed shared_preload_libraries waiting for a restart.");
 		termPQExpBuffer(&want);
 		PQclear(res);
 		return BT_EXIT_NOT_PREPARED;
 	}
 	if (strcmp(PQgetvalue(res, 0, 2), "off") == 0)
 	{
-		bt_error("compute_query_id is off, so statements have no query id to watch");
-		bt_hint("Set compute_query_id = auto (or on), for example ALTER SYSTEM SET compute_query_id = auto; then reload the server.");
+		pg_log_error("compute_query_id is off, so statements have no query id to watch");
+		pg_log_error_hint("Set compute_query_id = auto (or on), for example ALTER SYSTEM SET compute_query_id = auto; then reload the server.");
 		PQclear(res);
 		return BT_EXIT_NOT_PREPARED;
+	}
+	PQclear(res);
+	return BT_EXIT_OK;
+}
+
+/* What the server has of the extension, read under the install lock. */
+typedef struct BtAvailable
+{
+	char	   *installed;		/* the installed version; NULL: none */
+	char	   *default_version;	/* the default of the server's files */
+	bool		has_tool_version;	/* the files have BT_TOOL_VERSION */
+} BtAvailable;
+
+/*
+ * Take the install lock (until the transaction ends) and read what the
+ * server has of the extension.  Returns an exit code; BT_EXIT_NOT_PREPARED
+ * when the server has no extension files at all.
+ */
+static int
+read_available(PGconn *conn, BtAvailable *av)
+{
+	const char *params[2] = {"bingo_tune", BT_TOOL_VERSION};
+	const char *lock_params[1] = {BT_LOCK_INSTALL};
+	PGresult   *res;
+
+	res = bt_query(conn, "SELECT pg_catalog.pg_advisory_xact_lock($1::bigint)",
+				   1, lock_params, PGRES_TUPLES_OK);
+	if (res == NULL)
+		return BT_EXIT_ERROR;
+	PQclear(res);
+
+	res = bt_query(conn,
+				   "SELECT a.default_version, a.installed_version, "
+				   "       EXISTS (SELECT FROM pg_catalog.pg_available_extension_versions v "
+				   "               WHERE v.name = a.name AND v.version = $2) "
+				   "FROM pg_catalog.pg_available_extensions a WHERE a.name = $1",
+				   2, params, PGRES_TUPLES_OK);
+	if (res == NULL)
+		return BT_EXIT_ERROR;
+	if (PQntuples(res) == 0)
+	{
+		PQclear(res);
+		pg_log_error("the server has no bingo_tune extension files");
+		pg_log_error_hint("Install the extension on the server host (make install, or the package), restart it with bingo_tune preloaded, and run this again.");
+		return BT_EXIT_NOT_PREPARED;
+	}
+	av->default_version = pg_strdup(PQgetvalue(res, 0, 0));
+	if (!PQgetisnull(res, 0, 1))
+		av->installed = pg_strdup(PQgetvalue(res, 0, 1));
+	av->has_tool_version = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+	PQclear(res);
+	return BT_EXIT_OK;
+}
+
+/*
+ * Whether the tool can bring the extension to its version: not when the
+ * installed one is newer, nor when the server's files lack the tool's
+ * version.  Returns an exit code; *up_to_date when there is nothing to do.
+ */
+static int
+check_versions(PGconn *conn, const BtAvailable *av, bool *up_to_date)
+{
+	*up_to_date = false;
+	if (av->installed && bt_compare_versions(av->installed, BT_TOOL_VERSION) > 0)
+	{
+		pg_log_error("the installed extension bingo_tune %s is newer than this tool (%s)",
+					 av->installed, BT_TOOL_VERSION);
+		pg_log_error_hint("Use the bingo_tune tool that ships with extension version %s.", av->installed);
+		return BT_EXIT_VERSION;
+	}
+	if (av->installed && strcmp(av->installed, BT_TOOL_VERSION) == 0)
+	{
+		pg_log_info("extension bingo_tune %s is already installed in database \"%s\"",
+					av->installed, PQdb(conn));
+		*up_to_date = true;
+		return BT_EXIT_OK;
+	}
+	if (!av->has_tool_version)
+	{
+		pg_log_error("the server's extension files do not have bingo_tune version %s (their default is %s)",
+					 BT_TOOL_VERSION, av->default_version);
+		pg_log_error_hint("Install the extension files that match this tool on the server host, or use the tool that matches version %s.",
+						  av->default_version);
+		return BT_EXIT_VERSION;
+	}
+	return BT_EXIT_OK;
+}
+
+/*
+ * CREATE EXTENSION at the tool's version (pg_stat_statements first), or
+ * ALTER EXTENSION ... UPDATE from installed.  Returns an exit code.
+ */
+static int
+create_or_alter(PGconn *conn, const char *installed)
+{
+	PGresult   *res;
+	char	   *literal;
+	PQExpBufferData sql;
+
+	/* DDL takes no parameters: the version is a constant, quoted anyway */
+	literal = PQescapeLiteral(conn, BT_TOOL_VERSION, strlen(BT_TOOL_VERSION));
+	if (literal == NULL)
+	{
+		bt_server_error(conn, NULL, "could not quote the version");
+		return BT_EXIT_ERROR;
+	}
+
+	/*
+	 * pg_stat_statements first, into public as an operator would create it:
+	 * CASCADE would put it in the first schema of our search_path,
+	 * pg_catalog.
+	 */
+	if (!installed &&
+		!bt_command(conn, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements WITH SCHEMA public"))
+	{
+		pg_log_error_hint("Create pg_stat_statements yourself (CREATE EXTENSION pg_stat_statements) and run this again.");
+		PQfreemem(literal);
+		return BT_EXIT_ERROR;
+	}
+	initPQExpBuffer(&sql);
+	if (installed)
+		appendPQExpBuffer(&sql, "ALTER EXTENSION bingo_tune UPDATE TO %s", literal);
+	else
+		appendPQExpBuffer(&sql, "CREATE EXTENSION bingo_tune WITH VERSION %s CASCADE", literal);
+	PQfreemem(literal);
+
+	pg_log_debug("%s", sql.data);
+	res = PQexec(conn, sql.data);
+	termPQExpBuffer(&sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+	{
+		if (installed)
+			bt_server_error(conn, res, "could not update extension bingo_tune from %s to %s",
+							installed, BT_TOOL_VERSION);
+		else
+			bt_server_error(conn, res, "could not create extension bingo_tune");
+		PQclear(res);
+		return installed ? BT_EXIT_VERSION : BT_EXIT_ERROR;
 	}
 	PQclear(res);
 	return BT_EXIT_OK;
@@ -209,129 +347,33 @@ check_server(PGconn *conn)
 static int
 create_or_update(PGconn *conn)
 {
-	const char *params[2] = {"bingo_tune", BT_TOOL_VERSION};
-	const char *lock_params[1] = {BT_LOCK_INSTALL};
-	PGresult   *res;
-	char	   *installed = NULL;
-	char	   *available_default;
-	bool		version_available;
-	char	   *literal;
-	PQExpBufferData sql;
-	int			rc = BT_EXIT_ERROR;
+	BtAvailable av = {NULL, NULL, false};
+	bool		up_to_date = false;
+	int			rc;
 
 	if (!bt_command(conn, "BEGIN"))
 		return BT_EXIT_ERROR;
-	res = bt_query(conn, "SELECT pg_catalog.pg_advisory_xact_lock($1::bigint)",
-				   1, lock_params, PGRES_TUPLES_OK);
-	if (res == NULL)
-		goto fail;
-	PQclear(res);
-
-	res = bt_query(conn,
-				   "SELECT a.default_version, a.installed_version, "
-				   "       EXISTS (SELECT FROM pg_catalog.pg_available_extension_versions v "
-				   "               WHERE v.name = a.name AND v.version = $2) "
-				   "FROM pg_catalog.pg_available_extensions a WHERE a.name = $1",
-				   2, params, PGRES_TUPLES_OK);
-	if (res == NULL)
-		goto fail;
-	if (PQntuples(res) == 0)
+	rc = read_available(conn, &av);
+	if (rc == BT_EXIT_OK)
+		rc = check_versions(conn, &av, &up_to_date);
+	if (rc == BT_EXIT_OK && !up_to_date)
+		rc = create_or_alter(conn, av.installed);
+	if (rc != BT_EXIT_OK)
 	{
+		PGresult   *res = PQexec(conn, "ROLLBACK");
+
 		PQclear(res);
-		bt_error("the server has no bingo_tune extension files");
-		bt_hint("Install the extension on the server host (make install, or the package), restart it with bingo_tune preloaded, and run this again.");
-		rc = BT_EXIT_NOT_PREPARED;
-		goto fail;
 	}
-	available_default = pg_strdup(PQgetvalue(res, 0, 0));
-	if (!PQgetisnull(res, 0, 1))
-		installed = pg_strdup(PQgetvalue(res, 0, 1));
-	version_available = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
-	PQclear(res);
-
-	if (installed && bt_compare_versions(installed, BT_TOOL_VERSION) > 0)
-	{
-		bt_error("the installed extension bingo_tune %s is newer than this tool (%s)",
-				 installed, BT_TOOL_VERSION);
-		bt_hint("Use the bingo_tune tool that ships with extension version %s.", installed);
-		rc = BT_EXIT_VERSION;
-		goto fail;
-	}
-	if (installed && strcmp(installed, BT_TOOL_VERSION) == 0)
-	{
-		bt_info("extension bingo_tune %s is already installed in database \"%s\"",
-				installed, PQdb(conn));
-		if (!bt_command(conn, "COMMIT"))
-			return BT_EXIT_ERROR;
-		return BT_EXIT_OK;
-	}
-	if (!version_available)
-	{
-		bt_error("the server's extension files do not have bingo_tune version %s (their default is %s)",
-				 BT_TOOL_VERSION, available_default);
-		bt_hint("Install the extension files that match this tool on the server host, or use the tool that matches version %s.",
-				available_default);
-		rc = BT_EXIT_VERSION;
-		goto fail;
-	}
-
-	/* DDL takes no parameters: the version is a constant, quoted anyway */
-	literal = PQescapeLiteral(conn, BT_TOOL_VERSION, strlen(BT_TOOL_VERSION));
-	if (literal == NULL)
-	{
-		bt_server_error(conn, NULL, "could not quote the version");
-		goto fail;
-	}
-	/*
-	 * pg_stat_statements first, into public as an operator would create it:
-	 * CASCADE would put it in the first schema of our search_path,
-	 * pg_catalog.
-	 */
-	if (!installed &&
-		!bt_command(conn, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements WITH SCHEMA public"))
-	{
-		bt_hint("Create pg_stat_statements yourself (CREATE EXTENSION pg_stat_statements) and run this again.");
-		PQfreemem(literal);
-		goto fail;
-	}
-	initPQExpBuffer(&sql);
-	if (installed)
-		appendPQExpBuffer(&sql, "ALTER EXTENSION bingo_tune UPDATE TO %s", literal);
-	else
-		appendPQExpBuffer(&sql, "CREATE EXTENSION bingo_tune WITH VERSION %s CASCADE", literal);
-	PQfreemem(literal);
-
-	bt_verbose("%s", sql.data);
-	res = PQexec(conn, sql.data);
-	termPQExpBuffer(&sql);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-	{
-		if (installed)
-		{
-			bt_server_error(conn, res, "could not update extension bingo_tune from %s to %s",
-							installed, BT_TOOL_VERSION);
-			rc = BT_EXIT_VERSION;
-		}
-		else
-			bt_server_error(conn, res, "could not create extension bingo_tune");
-		PQclear(res);
-		goto fail;
-	}
-	PQclear(res);
-	if (!bt_command(conn, "COMMIT"))
-		return BT_EXIT_ERROR;
-
-	if (installed)
-		bt_info("extension bingo_tune updated from %s to %s in database \"%s\"",
-				installed, BT_TOOL_VERSION, PQdb(conn));
-	else
-		bt_info("extension bingo_tune %s created in database \"%s\"",
-				BT_TOOL_VERSION, PQdb(conn));
-	return BT_EXIT_OK;
-
-fail:
-	res = PQexec(conn, "ROLLBACK");
-	PQclear(res);
+	else if (!bt_command(conn, "COMMIT"))
+		rc = BT_EXIT_ERROR;
+	else if (!up_to_date && av.installed)
+		pg_log_info("extension bingo_tune updated from %s to %s in database \"%s\"",
+					av.installed, BT_TOOL_VERSION, PQdb(conn));
+	else if (!up_to_date)
+		pg_log_info("extension bingo_tune %s created in database \"%s\"",
+					BT_TOOL_VERSION, PQdb(conn));
+	free(av.installed);
+	free(av.default_version);
 	return rc;
 }
 
@@ -355,13 +397,13 @@ bt_install(PGconn *conn)
 	/* the handshake: what is installed now must be what the tool speaks */
 	if (!bt_extension_installed(conn, &version))
 	{
-		bt_error("extension bingo_tune is not installed after CREATE EXTENSION");
+		pg_log_error("extension bingo_tune is not installed after CREATE EXTENSION");
 		return BT_EXIT_ERROR;
 	}
 	if (strcmp(version, BT_TOOL_VERSION) != 0)
 	{
-		bt_error("the installed extension bingo_tune %s does not match this tool (%s)",
-				 version, BT_TOOL_VERSION);
+		pg_log_error("the installed extension bingo_tune %s does not match this tool (%s)",
+					 version, BT_TOOL_VERSION);
 		return BT_EXIT_VERSION;
 	}
 	free(version);

@@ -201,15 +201,15 @@ parse_tables(const char *list)
 			len--;
 		if (len == 0)
 		{
-			bt_error("--tables must be a comma-separated list of table names, with no empty name: \"%s\"",
-					 list);
+			pg_log_error("--tables must be a comma-separated list of table names, with no empty name: \"%s\"",
+						 list);
 			termPQExpBuffer(&buf);
 			return false;
 		}
 		if (len > BT_MAX_NAME_LEN)
 		{
-			bt_error("--tables: \"%.*s\" is longer than a table name can be (%d bytes)",
-					 (int) len, p, BT_MAX_NAME_LEN);
+			pg_log_error("--tables: \"%.*s\" is longer than a table name can be (%d bytes)",
+						 (int) len, p, BT_MAX_NAME_LEN);
 			termPQExpBuffer(&buf);
 			return false;
 		}
@@ -246,8 +246,8 @@ prepare_option(int c, const char *arg)
 		case 2:
 			if (arg[0] == '\0' || strlen(arg) > BT_MAX_NAME_LEN)
 			{
-				bt_error("--schema must be a schema name of 1 to %d bytes, not \"%s\"",
-						 BT_MAX_NAME_LEN, arg);
+				pg_log_error("--schema must be a schema name of 1 to %d bytes, not \"%s\"",
+							 BT_MAX_NAME_LEN, arg);
 				exit(BT_EXIT_USAGE);
 			}
 			popts.schema = arg;
@@ -261,7 +261,7 @@ prepare_option(int c, const char *arg)
 		case 5:
 			if (!bt_parse_int(arg, 1, 3600, &popts.keepalive_secs))
 			{
-				bt_error("--keepalive must be a number of seconds from 1 to 3600, not \"%s\"", arg);
+				pg_log_error("--keepalive must be a number of seconds from 1 to 3600, not \"%s\"", arg);
 				exit(BT_EXIT_USAGE);
 			}
 			return true;
@@ -271,8 +271,8 @@ prepare_option(int c, const char *arg)
 		case 7:
 			if (!bt_parse_duration(arg, &popts.lock_timeout_ms))
 			{
-				bt_error("--lock-timeout must be a duration such as 90s, 500ms, 10min or 1h (0: wait for ever), not \"%s\"",
-						 arg);
+				pg_log_error("--lock-timeout must be a duration such as 90s, 500ms, 10min or 1h (0: wait for ever), not \"%s\"",
+							 arg);
 				exit(BT_EXIT_USAGE);
 			}
 			return true;
@@ -358,27 +358,27 @@ describe_lock_holder(PGconn *conn, bool still)
 				   1, params, PGRES_TUPLES_OK);
 	if (res == NULL || PQntuples(res) == 0 || PQgetisnull(res, 0, 1))
 	{
-		bt_info("%s for the prepare lock, held by a session this tool cannot see (pid %s)",
-				still ? "still waiting" : "waiting",
-				res && PQntuples(res) > 0 && !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0) : "unknown");
+		pg_log_info("%s for the prepare lock, held by a session this tool cannot see (pid %s)",
+					still ? "still waiting" : "waiting",
+					res && PQntuples(res) > 0 && !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0) : "unknown");
 		PQclear(res);
 		return;
 	}
 	bt_sanitize(PQgetvalue(res, 0, 5), app, sizeof(app));
 	if (strcmp(PQgetvalue(res, 0, 2), "t") != 0)
 	{
-		bt_warning("%s for the prepare lock, held by role \"%s\", which is NOT a superuser, so this is not the bingo_tune tool (pid %s, from %s, connected since %s; it calls itself \"%s\")",
-				   still ? "still waiting" : "waiting",
-				   PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 0),
-				   PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4), app);
-		bt_hint("Some session took the prepare lock's advisory key (%s). If it should not hold it, end it: SELECT pg_terminate_backend(%s);",
-				BT_LOCK_PREPARE, PQgetvalue(res, 0, 0));
+		pg_log_warning("%s for the prepare lock, held by role \"%s\", which is NOT a superuser, so this is not the bingo_tune tool (pid %s, from %s, connected since %s; it calls itself \"%s\")",
+					   still ? "still waiting" : "waiting",
+					   PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 0),
+					   PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4), app);
+		pg_log_warning_hint("Some session took the prepare lock's advisory key (%s). If it should not hold it, end it: SELECT pg_terminate_backend(%s);",
+							BT_LOCK_PREPARE, PQgetvalue(res, 0, 0));
 	}
 	else
-		bt_info("%s for the prepare lock, held by superuser role \"%s\" (pid %s, from %s, connected since %s; it calls itself \"%s\")",
-				still ? "still waiting" : "waiting",
-				PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 0),
-				PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4), app);
+		pg_log_info("%s for the prepare lock, held by superuser role \"%s\" (pid %s, from %s, connected since %s; it calls itself \"%s\")",
+					still ? "still waiting" : "waiting",
+					PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 0),
+					PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4), app);
 	PQclear(res);
 }
 
@@ -409,9 +409,9 @@ take_prepare_lock(PGconn *conn)
 		if (got)
 		{
 			if (announced)
-				bt_info("got the prepare lock after %.0f s", now_secs() - start);
+				pg_log_info("got the prepare lock after %.0f s", now_secs() - start);
 			else
-				bt_verbose("got the prepare lock");
+				pg_log_debug("got the prepare lock");
 			return BT_EXIT_OK;
 		}
 		if (!announced)
@@ -421,21 +421,21 @@ take_prepare_lock(PGconn *conn)
 		}
 		else if (now_secs() - last_note >= BT_LOCK_PROGRESS_SECS)
 		{
-			bt_info("still waiting for the prepare lock (%.0f s)", now_secs() - start);
+			pg_log_info("still waiting for the prepare lock (%.0f s)", now_secs() - start);
 			describe_lock_holder(conn, true);
 			last_note = now_secs();
 		}
 		if (popts.lock_timeout_ms > 0 &&
 			(now_secs() - start) * 1000 >= popts.lock_timeout_ms)
 		{
-			bt_error("gave up waiting for the prepare lock after %.0f s (--lock-timeout); nothing was done",
-					 now_secs() - start);
+			pg_log_error("gave up waiting for the prepare lock after %.0f s (--lock-timeout); nothing was done",
+						 now_secs() - start);
 			return BT_EXIT_LOCK_TIMEOUT;
 		}
 		if (!bt_sleep_ms(popts.lock_timeout_ms > 0 && popts.lock_timeout_ms < 1000 ?
 						 popts.lock_timeout_ms : 1000))
 		{
-			bt_info("interrupted while waiting for the prepare lock; nothing was done");
+			pg_log_info("interrupted while waiting for the prepare lock; nothing was done");
 			return bt_interrupt_exit_code();
 		}
 	}
@@ -461,7 +461,7 @@ still_holds_lock(PGconn *conn)
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		bt_server_error(conn, res, "could not check the prepare lock while the command ran");
 	else if (!held)
-		bt_error("this session no longer holds the prepare lock");
+		pg_log_error("this session no longer holds the prepare lock");
 	PQclear(res);
 	return held;
 }
@@ -559,11 +559,11 @@ fast_load_on(PGconn *conn)
 									"       $1",
 									1, params))
 	{
-		bt_error("could not turn on --fast-load; the command was not run");
+		pg_log_error("could not turn on --fast-load; the command was not run");
 		return false;
 	}
-	bt_info("fast load: synchronous_commit = off for database \"%s\" while the command runs",
-			PQdb(conn));
+	pg_log_info("fast load: synchronous_commit = off for database \"%s\" while the command runs",
+				PQdb(conn));
 
 	/* a role-level setting overrides the database's: say so */
 	res = bt_query(conn,
@@ -574,8 +574,8 @@ fast_load_on(PGconn *conn)
 				   "WHERE c LIKE 'synchronous\\_commit=%'",
 				   0, NULL, PGRES_TUPLES_OK);
 	if (res != NULL && !PQgetisnull(res, 0, 0))
-		bt_warning("roles %s have their own synchronous_commit, which wins over the database's: --fast-load does not speed up their sessions",
-				   PQgetvalue(res, 0, 0));
+		pg_log_warning("roles %s have their own synchronous_commit, which wins over the database's: --fast-load does not speed up their sessions",
+					   PQgetvalue(res, 0, 0));
 	PQclear(res);
 	return true;
 }
@@ -615,14 +615,14 @@ fast_load_restore(PGconn *conn, bool ours)
 									"WHERE database = pg_catalog.current_database()",
 									0, NULL);
 	if (!ok)
-		bt_error("could not restore synchronous_commit for database \"%s\"; restore it by hand: ALTER DATABASE ... %s",
-				 PQdb(conn), previous ? "SET synchronous_commit TO <previous>" : "RESET synchronous_commit");
+		pg_log_error("could not restore synchronous_commit for database \"%s\"; restore it by hand: ALTER DATABASE ... %s",
+					 PQdb(conn), previous ? "SET synchronous_commit TO <previous>" : "RESET synchronous_commit");
 	else if (ours)
-		bt_info("fast load: synchronous_commit for database \"%s\" restored (%s)",
-				PQdb(conn), previous ? previous : "no database setting");
+		pg_log_info("fast load: synchronous_commit for database \"%s\" restored (%s)",
+					PQdb(conn), previous ? previous : "no database setting");
 	else
-		bt_warning("restored synchronous_commit for database \"%s\" (%s), left off by a --fast-load run on %s at %s that did not finish",
-				   PQdb(conn), previous ? previous : "no database setting", node, set_at);
+		pg_log_warning("restored synchronous_commit for database \"%s\" (%s), left off by a --fast-load run on %s at %s that did not finish",
+					   PQdb(conn), previous ? previous : "no database setting", node, set_at);
 	free(previous);
 	free(node);
 	free(set_at);
@@ -694,9 +694,9 @@ only_tables(const PGresult *res)
 		if (PQgetisnull(res, i, TBL_KIND) || strcmp(kind, "r") == 0 ||
 			strcmp(kind, "p") == 0)
 			continue;
-		bt_error("%s.%s is not a table (relkind '%s'): the tool accepts only ordinary and partitioned tables",
-				 popts.schema, PQgetvalue(res, i, TBL_NAME), kind);
-		bt_hint("A view or foreign table in place of a table the command fills is not what prepare_db leaves; check who created it.");
+		pg_log_error("%s.%s is not a table (relkind '%s'): the tool accepts only ordinary and partitioned tables",
+					 popts.schema, PQgetvalue(res, i, TBL_NAME), kind);
+		pg_log_error_hint("A view or foreign table in place of a table the command fills is not what prepare_db leaves; check who created it.");
 		return false;
 	}
 	return true;
@@ -717,11 +717,11 @@ tables_hold_data(const PGresult *res)
 			strcmp(PQgetvalue(res, i, TBL_ROWS), "0") != 0 ||
 			strcmp(PQgetvalue(res, i, TBL_LIVE), "0") != 0)
 		{
-			bt_info("table %s.%s holds data: %s bytes, about %s rows",
-					popts.schema, PQgetvalue(res, i, TBL_NAME),
-					PQgetvalue(res, i, TBL_BYTES),
-					strcmp(PQgetvalue(res, i, TBL_ROWS), "0") != 0 ?
-					PQgetvalue(res, i, TBL_ROWS) : PQgetvalue(res, i, TBL_LIVE));
+			pg_log_info("table %s.%s holds data: %s bytes, about %s rows",
+						popts.schema, PQgetvalue(res, i, TBL_NAME),
+						PQgetvalue(res, i, TBL_BYTES),
+						strcmp(PQgetvalue(res, i, TBL_ROWS), "0") != 0 ?
+						PQgetvalue(res, i, TBL_ROWS) : PQgetvalue(res, i, TBL_LIVE));
 			any = true;
 		}
 	}
@@ -809,17 +809,17 @@ tables_filled(const PGresult *res, char **counts, const char *who)
 			continue;
 		if (missing)
 		{
-			bt_error("%s table %s.%s does not exist", who, popts.schema, table);
+			pg_log_error("%s table %s.%s does not exist", who, popts.schema, table);
 			filled = false;
 		}
 		else if (strcmp(PQgetvalue(res, i, TBL_ROWS), "0") == 0)
 		{
-			bt_error("%s table %s.%s empty", who, popts.schema, table);
+			pg_log_error("%s table %s.%s empty", who, popts.schema, table);
 			filled = false;
 		}
 		else
-			bt_info("table %s.%s: %s rows", popts.schema, table,
-					PQgetvalue(res, i, TBL_ROWS));
+			pg_log_info("table %s.%s: %s rows", popts.schema, table,
+						PQgetvalue(res, i, TBL_ROWS));
 	}
 	appendPQExpBufferChar(&acc, '}');
 	*counts = acc.data;
@@ -859,37 +859,37 @@ read_state(PGconn *conn, PrepState *state)
 	if (PQgetisnull(res, 0, 5))
 	{
 		*state = PREP_UNFINISHED;
-		bt_warning("the last run, \"%s\" on %s (tool pid %s, user %s) started at %s, never finished: it was interrupted; %s",
-				   PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
-				   PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 4),
-				   popts.adopt ? "adopting the data in the tables instead (--adopt)" :
-				   "running the command again");
+		pg_log_warning("the last run, \"%s\" on %s (tool pid %s, user %s) started at %s, never finished: it was interrupted; %s",
+					   PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+					   PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 4),
+					   popts.adopt ? "adopting the data in the tables instead (--adopt)" :
+					   "running the command again");
 	}
 	else if (strcmp(outcome, "prepared") == 0 || strcmp(outcome, "adopted") == 0)
 	{
 		*state = PREP_DONE;
 		if (popts.adopt)
-			bt_info("data already %s by %s (user %s) at %s: nothing to adopt",
-					outcome, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 5));
+			pg_log_info("data already %s by %s (user %s) at %s: nothing to adopt",
+						outcome, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 5));
 		else if (popts.force)
-			bt_info("data was %s by %s (user %s) at %s; running the command again (--force)",
-					outcome, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 5));
+			pg_log_info("data was %s by %s (user %s) at %s; running the command again (--force)",
+						outcome, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 5));
 		else
 		{
-			bt_info("data already %s by %s (user %s) at %s, %s s with \"%s\": not running the command",
-					outcome, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2),
-					PQgetvalue(res, 0, 5), PQgetvalue(res, 0, 8), PQgetvalue(res, 0, 3));
-			bt_info("use --force to run it again");
+			pg_log_info("data already %s by %s (user %s) at %s, %s s with \"%s\": not running the command",
+						outcome, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2),
+						PQgetvalue(res, 0, 5), PQgetvalue(res, 0, 8), PQgetvalue(res, 0, 3));
+			pg_log_info("use --force to run it again");
 		}
 	}
 	else
 	{
 		*state = PREP_NOT_DONE;
-		bt_info("the last run, \"%s\" on %s at %s, ended %s (exit status %s): %s",
-				PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 4),
-				outcome, PQgetisnull(res, 0, 7) ? "none" : PQgetvalue(res, 0, 7),
-				popts.adopt ? "adopting the data in the tables instead (--adopt)" :
-				"running the command again");
+		pg_log_info("the last run, \"%s\" on %s at %s, ended %s (exit status %s): %s",
+					PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 4),
+					outcome, PQgetisnull(res, 0, 7) ? "none" : PQgetvalue(res, 0, 7),
+					popts.adopt ? "adopting the data in the tables instead (--adopt)" :
+					"running the command again");
 	}
 	PQclear(res);
 	return true;
@@ -969,7 +969,7 @@ adopt(PGconn *conn)
 	if (!filled)
 	{
 		free(counts);
-		bt_hint("--adopt records data that is already there; run the command instead (without --adopt).");
+		pg_log_error_hint("--adopt records data that is already there; run the command instead (without --adopt).");
 		return BT_EXIT_NOT_FILLED;
 	}
 	run = start_run(conn, "(adopted)");
@@ -977,7 +977,7 @@ adopt(PGconn *conn)
 		return BT_EXIT_ERROR;
 	free(counts);
 	free(run);
-	bt_info("adopted the data in the tables as prepared: later runs on any node skip the command");
+	pg_log_info("adopted the data in the tables as prepared: later runs on any node skip the command");
 	return BT_EXIT_OK;
 }
 
@@ -1033,16 +1033,16 @@ stop_group(pid_t pgid, int *leader_status, bool *leader_done)
 	{
 		if (!killed && now_secs() >= kill_at)
 		{
-			bt_warning("the command's process group did not exit within %d s of SIGTERM; killing it",
-					   BT_CHILD_GRACE_SECS);
+			pg_log_warning("the command's process group did not exit within %d s of SIGTERM; killing it",
+						   BT_CHILD_GRACE_SECS);
 			signal_group(pgid, SIGKILL);
 			killed = true;
 			last_note = now_secs();
 		}
 		else if (killed && now_secs() - last_note >= 10)
 		{
-			bt_warning("a process of the command's group (%d) is still alive after SIGKILL; waiting, holding the lock",
-					   (int) pgid);
+			pg_log_warning("a process of the command's group (%d) is still alive after SIGKILL; waiting, holding the lock",
+						   (int) pgid);
 			signal_group(pgid, SIGKILL);
 			last_note = now_secs();
 		}
@@ -1082,6 +1082,88 @@ watch_connection(PGconn *conn, int ms)
 }
 
 /*
+ * In the forked child: become a session and process group of our own, with
+ * the default signal handlers, and exec the command.  Never returns.
+ */
+static void
+exec_command(char *const *cmd, pid_t parent)
+{
+	struct sigaction dfl;
+	int			exec_errno;
+
+	/* a session of its own: its own process group, no terminal */
+	(void) setsid();
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigaction(SIGINT, &dfl, NULL);
+	sigaction(SIGTERM, &dfl, NULL);
+	sigaction(SIGHUP, &dfl, NULL);
+#ifdef __linux__
+	/* if the tool dies, the lock is gone: the command must stop too */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != parent)
+		_exit(128 + SIGTERM);
+#endif
+	execvp(cmd[0], cmd);
+	exec_errno = errno;
+	pg_log_error("could not run \"%s\": %s", cmd[0], strerror(exec_errno));
+	_exit(exec_errno == ENOENT ? 127 : 126);
+}
+
+/*
+ * Wait until no process of the command's group (pid) is left, keeping the
+ * connection (and the lock) alive and watched.  A leader that leaves
+ * processes behind, a signal to the tool and a lost lock each stop the
+ * whole group, and say so in result.  Returns the leader's wait status.
+ */
+static int
+wait_for_group(PGconn *conn, pid_t pid, RunResult *result)
+{
+	int			status = 0;
+	bool		done = false;
+	double		last_ping = now_secs();
+
+	for (;;)
+	{
+		if (!group_alive(pid, pid, &status, &done))
+			break;
+		if (done)
+		{
+			/* the leader exited, but processes of its group live on */
+			pg_log_error("the command exited but left processes of its group running; stopping them");
+			stop_group(pid, &status, &done);
+			result->rc = BT_EXIT_ERROR;
+			break;
+		}
+		if (bt_interrupted)
+		{
+			result->interrupted = true;
+			pg_log_info("interrupted (signal %d): stopping the command's process group",
+						(int) bt_interrupted);
+			stop_group(pid, &status, &done);
+			break;
+		}
+
+		/* keep the session alive, and notice at once when it is gone */
+		if (!watch_connection(conn, 100) ||
+			(now_secs() - last_ping >= popts.keepalive_secs &&
+			 !still_holds_lock(conn)))
+		{
+			if (conn_lost(conn))
+				bt_server_error(conn, NULL, "lost the connection while the command ran");
+			pg_log_error("the prepare lock is gone, so another node may start the command: stopping the command's process group");
+			result->lost = true;
+			stop_group(pid, &status, &done);
+			break;
+		}
+		if (now_secs() - last_ping >= popts.keepalive_secs)
+			last_ping = now_secs();
+	}
+	pg_log_debug("no process of the command's group is left");
+	return status;
+}
+
+/*
  * Run the command in a session and process group of its own and wait for
  * it, keeping the connection (and the lock) alive and watched.  Every way
  * out stops the whole group first; this returns only when no process of
@@ -1092,10 +1174,8 @@ run_command(PGconn *conn, char *const *cmd, RunResult *result)
 {
 	pid_t		parent = getpid();
 	pid_t		pid;
-	int			status = 0;
-	bool		done = false;
+	int			status;
 	int			sock = PQsocket(conn);
-	double		last_ping = now_secs();
 
 	memset(result, 0, sizeof(*result));
 	result->status = -1;
@@ -1113,73 +1193,17 @@ run_command(PGconn *conn, char *const *cmd, RunResult *result)
 	pid = fork();
 	if (pid < 0)
 	{
-		bt_error("could not start the command: %s", strerror(errno));
+		pg_log_error("could not start the command: %s", strerror(errno));
 		result->rc = BT_EXIT_ERROR;
 		return;
 	}
 	if (pid == 0)
-	{
-		struct sigaction dfl;
+		exec_command(cmd, parent);	/* does not return */
 
-		/* a session of its own: its own process group, no terminal */
-		(void) setsid();
-		memset(&dfl, 0, sizeof(dfl));
-		dfl.sa_handler = SIG_DFL;
-		sigaction(SIGINT, &dfl, NULL);
-		sigaction(SIGTERM, &dfl, NULL);
-		sigaction(SIGHUP, &dfl, NULL);
-#ifdef __linux__
-		/* if the tool dies, the lock is gone: the command must stop too */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
-			_exit(128 + SIGTERM);
-#endif
-		execvp(cmd[0], cmd);
-		fprintf(stderr, "%s: error: could not run \"%s\": %s\n",
-				BT_PROGNAME, cmd[0], strerror(errno));
-		_exit(errno == ENOENT ? 127 : 126);
-	}
 	/* the group is the child's pid; make it so now, whoever runs first */
 	(void) setpgid(pid, pid);
-	bt_verbose("the command runs as pid %d, in process group %d", (int) pid, (int) pid);
-
-	for (;;)
-	{
-		if (!group_alive(pid, pid, &status, &done))
-			break;
-		if (done)
-		{
-			/* the leader exited, but processes of its group live on */
-			bt_error("the command exited but left processes of its group running; stopping them");
-			stop_group(pid, &status, &done);
-			result->rc = BT_EXIT_ERROR;
-			break;
-		}
-		if (bt_interrupted)
-		{
-			result->interrupted = true;
-			bt_info("interrupted (signal %d): stopping the command's process group",
-					(int) bt_interrupted);
-			stop_group(pid, &status, &done);
-			break;
-		}
-
-		/* keep the session alive, and notice at once when it is gone */
-		if (!watch_connection(conn, 100) ||
-			(now_secs() - last_ping >= popts.keepalive_secs &&
-			 !still_holds_lock(conn)))
-		{
-			if (conn_lost(conn))
-				bt_server_error(conn, NULL, "lost the connection while the command ran");
-			bt_error("the prepare lock is gone, so another node may start the command: stopping the command's process group");
-			result->lost = true;
-			stop_group(pid, &status, &done);
-			break;
-		}
-		if (now_secs() - last_ping >= popts.keepalive_secs)
-			last_ping = now_secs();
-	}
-	bt_verbose("no process of the command's group is left");
+	pg_log_debug("the command runs as pid %d, in process group %d", (int) pid, (int) pid);
+	status = wait_for_group(conn, pid, result);
 
 	if (WIFEXITED(status))
 		result->status = WEXITSTATUS(status);
@@ -1192,9 +1216,9 @@ run_command(PGconn *conn, char *const *cmd, RunResult *result)
 		return;
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-		bt_error("the command failed with exit status %d", WEXITSTATUS(status));
+		pg_log_error("the command failed with exit status %d", WEXITSTATUS(status));
 	else if (WIFSIGNALED(status))
-		bt_error("the command was ended by signal %d", WTERMSIG(status));
+		pg_log_error("the command was ended by signal %d", WTERMSIG(status));
 	result->rc = result->status;
 }
 
@@ -1209,7 +1233,7 @@ run_command(PGconn *conn, char *const *cmd, RunResult *result)
  * while.  Returns an exit code.
  */
 int
-bt_apply(PGconn *conn)
+bt_call_apply(PGconn *conn)
 {
 	PGresult   *res;
 	int			i;
@@ -1221,10 +1245,10 @@ bt_apply(PGconn *conn)
 	if (!bt_function_exists(conn, "bingo_tune.apply(text)") &&
 		!bt_function_exists(conn, "bingo_tune.apply()"))
 	{
-		bt_error("this server's bingo_tune has no apply() procedure");
+		pg_log_error("this server's bingo_tune has no apply() procedure");
 		return BT_EXIT_VERSION;
 	}
-	bt_info("building missing indexes (CALL bingo_tune.apply())");
+	pg_log_info("building missing indexes (CALL bingo_tune.apply())");
 	bt_show_notices(true);
 	res = bt_query_interruptible(conn, "CALL bingo_tune.apply()", 0, NULL, PGRES_COMMAND_OK);
 	bt_show_notices(false);
@@ -1232,7 +1256,7 @@ bt_apply(PGconn *conn)
 	{
 		if (bt_interrupted)
 		{
-			bt_info("interrupted: index builds cancelled");
+			pg_log_info("interrupted: index builds cancelled");
 			return bt_interrupt_exit_code();
 		}
 		return BT_EXIT_ERROR;
@@ -1257,24 +1281,24 @@ bt_apply(PGconn *conn)
 		{
 			/* a build that gave way to the app's DDL is not built either */
 			failed++;
-			bt_error("index %s could not be built: %s", PQgetvalue(res, i, 0),
-					 PQgetisnull(res, i, 2) ? action : PQgetvalue(res, i, 2));
+			pg_log_error("index %s could not be built: %s", PQgetvalue(res, i, 0),
+						 PQgetisnull(res, i, 2) ? action : PQgetvalue(res, i, 2));
 		}
 		else
 		{
 			skipped++;
-			bt_verbose("index %s %s%s%s", PQgetvalue(res, i, 0), action,
-					   PQgetisnull(res, i, 2) ? "" : ": ",
-					   PQgetisnull(res, i, 2) ? "" : PQgetvalue(res, i, 2));
+			pg_log_debug("index %s %s%s%s", PQgetvalue(res, i, 0), action,
+						 PQgetisnull(res, i, 2) ? "" : ": ",
+						 PQgetisnull(res, i, 2) ? "" : PQgetvalue(res, i, 2));
 		}
 	}
 	PQclear(res);
-	bt_verbose("indexes: %d built, %d already present, %d skipped, %d failed",
-			created, present, skipped, failed);
+	pg_log_debug("indexes: %d built, %d already present, %d skipped, %d failed",
+			  created, present, skipped, failed);
 	if (failed > 0)
 	{
-		bt_hint("Run \"%s apply\" again once the cause is fixed; the data itself is in place.",
-				BT_PROGNAME);
+		pg_log_error_hint("Run \"%s apply\" again once the cause is fixed; the data itself is in place.",
+						  BT_PROGNAME);
 		return BT_EXIT_ERROR;
 	}
 	return BT_EXIT_OK;
@@ -1307,14 +1331,12 @@ bt_apply_main(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	conn = bt_connect(BT_TARGET_PRIMARY);
-	if (!bt_extension_installed(conn, NULL))
+	if (!bt_require_extension(conn, NULL))
 	{
-		bt_error("extension bingo_tune is not installed in database \"%s\"", PQdb(conn));
-		bt_hint("Run \"%s install\" first.", BT_PROGNAME);
 		PQfinish(conn);
 		return BT_EXIT_NOT_PREPARED;
 	}
-	rc = bt_apply(conn);
+	rc = bt_call_apply(conn);
 	PQfinish(conn);
 	return rc;
 }
@@ -1347,8 +1369,8 @@ recover_after_lost_connection(const char *run, bool fast_load)
 
 		if (conn == NULL)
 		{
-			bt_warning("could not reconnect (attempt %d of %d)%s", attempt,
-					   BT_RECONNECT_TRIES, attempt < BT_RECONNECT_TRIES ? "; retrying" : "");
+			pg_log_warning("could not reconnect (attempt %d of %d)%s", attempt,
+						   BT_RECONNECT_TRIES, attempt < BT_RECONNECT_TRIES ? "; retrying" : "");
 			if (attempt < BT_RECONNECT_TRIES)
 			{
 				sleep(delay);
@@ -1362,9 +1384,9 @@ recover_after_lost_connection(const char *run, bool fast_load)
 		PQclear(res);
 		if (!got)
 		{
-			bt_error("reconnected, but another session holds the prepare lock now: %s",
-					 fast_load ? "synchronous_commit was NOT restored here; the run holding the lock restores it (bingo_tune.fast_load keeps the record)" :
-					 "leaving the record to it");
+			pg_log_error("reconnected, but another session holds the prepare lock now: %s",
+						 fast_load ? "synchronous_commit was NOT restored here; the run holding the lock restores it (bingo_tune.fast_load keeps the record)" :
+						 "leaving the record to it");
 			PQfinish(conn);
 			return;
 		}
@@ -1373,15 +1395,15 @@ recover_after_lost_connection(const char *run, bool fast_load)
 		(void) end_run(conn, run, "interrupted", -1, NULL);
 		PQfinish(conn);
 		if (fast_load)
-			bt_error("reconnected, but could not restore synchronous_commit; the next prepare-db run restores it (bingo_tune.fast_load keeps the record)");
+			pg_log_error("reconnected, but could not restore synchronous_commit; the next prepare-db run restores it (bingo_tune.fast_load keeps the record)");
 		else
-			bt_info("reconnected: the run is recorded as interrupted; the prepare lock is released");
+			pg_log_info("reconnected: the run is recorded as interrupted; the prepare lock is released");
 		return;
 	}
-	bt_error("could not reconnect after %d attempts: %s", BT_RECONNECT_TRIES,
-			 fast_load ?
-			 "synchronous_commit is still off for the database; the next prepare-db run restores it, or run ALTER DATABASE ... RESET synchronous_commit (or SET it to its previous value, recorded in bingo_tune.fast_load)" :
-			 "the run stays recorded as started, so the next run runs the command again");
+	pg_log_error("could not reconnect after %d attempts: %s", BT_RECONNECT_TRIES,
+				 fast_load ?
+				 "synchronous_commit is still off for the database; the next prepare-db run restores it, or run ALTER DATABASE ... RESET synchronous_commit (or SET it to its previous value, recorded in bingo_tune.fast_load)" :
+				 "the run stays recorded as started, so the next run runs the command again");
 }
 
 /*
@@ -1402,7 +1424,7 @@ run_and_record(PGconn *conn, char *const *cmd, bool *lost)
 	run = start_run(conn, command_name(cmd));
 	if (run == NULL)
 		return BT_EXIT_ERROR;
-	bt_verbose("run %s recorded as started", run);
+	pg_log_debug("run %s recorded as started", run);
 
 	if (popts.fast_load)
 	{
@@ -1418,11 +1440,11 @@ run_and_record(PGconn *conn, char *const *cmd, bool *lost)
 		if (fast_load_set)
 			(void) fast_load_restore(conn, true);
 		(void) end_run(conn, run, "interrupted", -1, NULL);
-		bt_info("interrupted before the command started; nothing was run");
+		pg_log_info("interrupted before the command started; nothing was run");
 		return bt_interrupt_exit_code();
 	}
 
-	bt_info("running \"%s\" (holding the prepare lock)", command_name(cmd));
+	pg_log_info("running \"%s\" (holding the prepare lock)", command_name(cmd));
 	t0 = now_secs();
 	run_command(conn, cmd, &result);
 
@@ -1449,7 +1471,7 @@ run_and_record(PGconn *conn, char *const *cmd, bool *lost)
 	if (result.interrupted)
 	{
 		(void) end_run(conn, run, "interrupted", result.status, NULL);
-		bt_info("interrupted: the run is recorded as interrupted, so the next run runs the command again");
+		pg_log_info("interrupted: the run is recorded as interrupted, so the next run runs the command again");
 		return bt_interrupt_exit_code();
 	}
 
@@ -1465,21 +1487,21 @@ run_and_record(PGconn *conn, char *const *cmd, bool *lost)
 		(void) tables_filled(res, &counts, "after the failure,");
 		PQclear(res);
 		(void) end_run(conn, run, "failed", result.status, counts);
-		bt_info("the run is recorded as failed, so the next run runs the command again");
+		pg_log_info("the run is recorded as failed, so the next run runs the command again");
 		return result.rc;
 	}
-	bt_info("\"%s\" finished in %.1f s", command_name(cmd), now_secs() - t0);
+	pg_log_info("\"%s\" finished in %.1f s", command_name(cmd), now_secs() - t0);
 	filled = tables_filled(res, &counts, "the command exited 0 but left");
 	PQclear(res);
 	if (!filled)
 	{
 		(void) end_run(conn, run, "not filled", result.status, counts);
-		bt_info("the run is recorded as not filled, so the next run runs the command again");
+		pg_log_info("the run is recorded as not filled, so the next run runs the command again");
 		return BT_EXIT_NOT_FILLED;
 	}
 	if (!end_run(conn, run, "prepared", result.status, counts))
 		return BT_EXIT_ERROR;
-	bt_info("recorded as prepared: later runs on any node skip the command");
+	pg_log_info("recorded as prepared: later runs on any node skip the command");
 	free(counts);
 	free(run);
 	return BT_EXIT_OK;
@@ -1504,7 +1526,7 @@ prepare(PGconn *conn, char *const *cmd, bool *lost)
 	if (bt_interrupted)
 	{
 		/* a signal that came during install or the last poll */
-		bt_info("interrupted before the command started; nothing was done");
+		pg_log_info("interrupted before the command started; nothing was done");
 		return bt_interrupt_exit_code();
 	}
 
@@ -1525,7 +1547,7 @@ prepare(PGconn *conn, char *const *cmd, bool *lost)
 	if (state == PREP_DONE && (popts.adopt || !popts.force))
 	{
 		PQclear(res);
-		return popts.apply ? bt_apply(conn) : BT_EXIT_OK;
+		return popts.apply ? bt_call_apply(conn) : BT_EXIT_OK;
 	}
 	if (popts.adopt)
 	{
@@ -1535,21 +1557,21 @@ prepare(PGconn *conn, char *const *cmd, bool *lost)
 	else if (state == PREP_NONE && tables_hold_data(res) && !popts.force)
 	{
 		PQclear(res);
-		bt_error("the tables already hold data, but no run of prepare-db is recorded: not running the command");
-		bt_hint("The data came from elsewhere (a restore, or the extension was dropped and created again). "
-				"To keep it, record it as prepared: add --adopt. To replace it, run the command anyway: add --force.");
+		pg_log_error("the tables already hold data, but no run of prepare-db is recorded: not running the command");
+		pg_log_error_hint("The data came from elsewhere (a restore, or the extension was dropped and created again). "
+						  "To keep it, record it as prepared: add --adopt. To replace it, run the command anyway: add --force.");
 		return BT_EXIT_UNMARKED_DATA;
 	}
 	else
 	{
 		PQclear(res);
 		if (state == PREP_NONE && popts.force)
-			bt_info("running the command over the data in the tables (--force)");
+			pg_log_info("running the command over the data in the tables (--force)");
 		rc = run_and_record(conn, cmd, lost);
 	}
 	if (rc != BT_EXIT_OK || *lost)
 		return rc;
-	return popts.apply ? bt_apply(conn) : BT_EXIT_OK;
+	return popts.apply ? bt_call_apply(conn) : BT_EXIT_OK;
 }
 
 int
@@ -1586,27 +1608,27 @@ bt_prepare_main(int argc, char **argv)
 	{
 		if (popts.force || popts.fast_load)
 		{
-			bt_error("--adopt runs nothing, so it does not go with %s",
-					 popts.force ? "--force" : "--fast-load");
+			pg_log_error("--adopt runs nothing, so it does not go with %s",
+						 popts.force ? "--force" : "--fast-load");
 			return BT_EXIT_USAGE;
 		}
 		if (dashdash < argc)
 		{
-			bt_error("--adopt runs no command: leave out \"--\" and what follows");
+			pg_log_error("--adopt runs no command: leave out \"--\" and what follows");
 			return BT_EXIT_USAGE;
 		}
 	}
 	else if (dashdash >= argc)
 	{
-		bt_error("no command given: put \"--\" and the command after the options");
-		bt_hint("For example: %s prepare-db -h db1,db2 -d bingo -- bingo prepare_db",
-				BT_PROGNAME);
+		pg_log_error("no command given: put \"--\" and the command after the options");
+		pg_log_error_hint("For example: %s prepare-db -h db1,db2 -d bingo -- bingo prepare_db",
+						  BT_PROGNAME);
 		return BT_EXIT_USAGE;
 	}
 	else if (dashdash + 1 >= argc)
 	{
-		bt_error("no command after \"--\"");
-		bt_hint("For example: %s prepare-db -- bingo prepare_db", BT_PROGNAME);
+		pg_log_error("no command after \"--\"");
+		pg_log_error_hint("For example: %s prepare-db -- bingo prepare_db", BT_PROGNAME);
 		return BT_EXIT_USAGE;
 	}
 
@@ -1618,6 +1640,6 @@ bt_prepare_main(int argc, char **argv)
 	 */
 	PQfinish(conn);
 	if (lock_taken && !lost && rc != BT_EXIT_OK)
-		bt_info("the prepare lock is released");
+		pg_log_info("the prepare lock is released");
 	return rc;
 }

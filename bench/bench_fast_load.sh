@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 #
-# tools/bench_fast_load.sh: measure what `bingo_tune prepare-db --fast-load`
+# bench/bench_fast_load.sh: measure what `bingo_tune prepare-db --fast-load`
 # buys, in one run, on a throwaway server (bench/lib.sh).
 #
-# usage: tools/bench_fast_load.sh [--sessions N] [--rounds R] [DIR]
+# usage: bench/bench_fast_load.sh [--sessions N] [--rounds R] [DIR]
 #
 #   --sessions N  rows the stand-in loads into sessions per run (default
 #                 20000; movies and customers get N/172 and N/10 on top)
@@ -13,7 +13,7 @@
 #                 ${TMPDIR:-/tmp}/bingo_tune_fast_load, wiped first)
 #
 # Each run is `bingo_tune prepare-db --force --no-apply -- \
-# bench/fake_prepare_db.sh`, which loads the way bingo's prepare_db does: one
+# t/fake_prepare_db.sh`, which loads the way bingo's prepare_db does: one
 # prepared single-row INSERT per transaction.  Reported: the stand-in's
 # sessions rows/s per run, the medians and their ratio.  Run as an ordinary
 # user after `make test` (or set PG_BINDIR): initdb refuses root.
@@ -21,8 +21,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=../bench/lib.sh
-. "$here/../bench/lib.sh"
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 sessions=20000
 rounds=3
@@ -51,7 +51,7 @@ echo
 run() {
 	local opts=(--force --no-apply -q)
 	[ "$1" = fast ] && opts+=(--fast-load)
-	bingo_tune prepare-db "${opts[@]}" -- "$here/../bench/fake_prepare_db.sh" --sessions "$sessions" |
+	bingo_tune prepare-db "${opts[@]}" -- "$here/../t/fake_prepare_db.sh" --sessions "$sessions" |
 		sed -n 's/^rows_per_second //p'
 }
 

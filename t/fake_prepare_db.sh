@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 #
-# bench/fake_prepare_db.sh: a stand-in for `bingo prepare_db`, for the tests
+# t/fake_prepare_db.sh: a stand-in for `bingo prepare_db`, for the tests
 # of the bingo_tune tool and for measuring `prepare-db --fast-load`.
 #
-# usage: bench/fake_prepare_db.sh [OPTION]... [CONNINFO]
+# usage: t/fake_prepare_db.sh [OPTION]... [CONNINFO]
 #
 #   --sessions N    rows to load into sessions (default 2000); movies get
 #                   N/172 and customers N/10 (at least 1 each), the ratios of
@@ -69,7 +69,7 @@ echo "$prog: creating bingo's tables (pid $$, synchronous_commit" \
 SET client_min_messages TO warning;
 DROP TABLE IF EXISTS sessions, customers, movies, schema_migrations;
 DROP SEQUENCE IF EXISTS sessions_id_seq, fake_prepare_movie_id, fake_prepare_customer_id;
-\i $here/schema.sql
+\i $here/../bench/schema.sql
 CREATE SEQUENCE fake_prepare_movie_id;
 CREATE SEQUENCE fake_prepare_customer_id;
 SQL

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * report.c
+ * budget.c
  *		bingo_tune report and bingo_tune check: the budget report, and the
  *		deploy gate.
  *
@@ -20,7 +20,7 @@
  * connection string asks for one (target_session_attrs); by default they
  * go to the primary like every other subcommand.
  *
- * tools/report.c
+ * tools/budget.c
  *
  *-------------------------------------------------------------------------
  */
@@ -120,7 +120,7 @@ report_option(int c, const char *arg)
 		case 'n':
 			if (arg[0] == '\0')
 			{
-				bt_error("--name must not be empty");
+				pg_log_error("--name must not be empty");
 				exit(BT_EXIT_USAGE);
 			}
 			ropt_name = arg;
@@ -128,7 +128,7 @@ report_option(int c, const char *arg)
 		case 'r':
 			if (!bt_parse_int(arg, 1, 1000, &ropt_runs))
 			{
-				bt_error("--runs must be a number from 1 to 1000, not \"%s\"", arg);
+				pg_log_error("--runs must be a number from 1 to 1000, not \"%s\"", arg);
 				exit(BT_EXIT_USAGE);
 			}
 			return true;
@@ -364,18 +364,16 @@ connect_for(const char *signature, int *rc)
 	PGconn	   *conn = bt_connect(BT_TARGET_ANY);
 	char	   *version = NULL;
 
-	if (!bt_extension_installed(conn, &version))
+	if (!bt_require_extension(conn, &version))
 	{
-		bt_error("extension bingo_tune is not installed in database \"%s\"", PQdb(conn));
-		bt_hint("Run \"%s install\" first.", BT_PROGNAME);
 		*rc = BT_EXIT_NOT_PREPARED;
 		PQfinish(conn);
 		return NULL;
 	}
 	if (!bt_function_exists(conn, signature))
 	{
-		bt_error("the installed extension bingo_tune %s has no %s", version, signature);
-		bt_hint("Update the extension (\"%s install\" with a newer tool) to get it.", BT_PROGNAME);
+		pg_log_error("the installed extension bingo_tune %s has no %s", version, signature);
+		pg_log_error_hint("Update the extension (\"%s install\" with a newer tool) to get it.", BT_PROGNAME);
 		*rc = BT_EXIT_VERSION;
 		PQfinish(conn);
 		return NULL;
@@ -445,12 +443,56 @@ check_deadline_ms(PGconn *conn, const char *const *params)
 				   2, params, PGRES_TUPLES_OK);
 	if (res == NULL)
 	{
-		bt_warning("check() runs without the tool's deadline");
+		pg_log_warning("check() runs without the tool's deadline");
 		return 0;
 	}
 	ms = strtod(PQgetvalue(res, 0, 0), NULL) + BT_CHECK_MARGIN_MS;
 	PQclear(res);
 	return ms >= INT_MAX ? INT_MAX : (int) ceil(ms);
+}
+
+/*
+ * The deploy gate: check()'s rows whose within_budget (column col_ok) is
+ * not true -- false, or NULL: not measured -- are over budget, and named.
+ * Returns the exit code.
+ */
+static int
+check_verdict(const PGresult *res, int col_ok)
+{
+	int			col_name = PQfnumber(res, "name");
+	int			over = 0;
+	int			rc;
+	int			r;
+	PQExpBufferData names;
+
+	initPQExpBuffer(&names);
+	for (r = 0; r < PQntuples(res); r++)
+	{
+		if (!PQgetisnull(res, r, col_ok) && strcmp(PQgetvalue(res, r, col_ok), "t") == 0)
+			continue;
+		over++;
+		appendPQExpBuffer(&names, "%s%s%s", names.len > 0 ? ", " : "",
+						  col_name >= 1 ? PQgetvalue(res, r, col_name) : "?",
+						  PQgetisnull(res, r, col_ok) ? " (not measured)" : "");
+	}
+	if (PQntuples(res) == 0)
+	{
+		pg_log_error("no watched statement %s%s%s", ropt_name ? "named \"" : "",
+					 ropt_name ? ropt_name : "to check", ropt_name ? "\"" : "");
+		rc = BT_EXIT_ERROR;
+	}
+	else if (over > 0)
+	{
+		pg_log_error("%d of %d statements over budget: %s", over, PQntuples(res), names.data);
+		rc = BT_EXIT_OVER_BUDGET;
+	}
+	else
+	{
+		pg_log_info("all %d statements within budget", PQntuples(res));
+		rc = BT_EXIT_OK;
+	}
+	termPQExpBuffer(&names);
+	return rc;
 }
 
 int
@@ -469,12 +511,8 @@ bt_check_main(int argc, char **argv)
 	char		runs[16];
 	const char *params[2];
 	int			col_ok;
-	int			col_name;
-	int			r;
-	int			over = 0;
 	int			deadline_ms;
 	bool		overran = false;
-	PQExpBufferData names;
 
 	rc = bt_parse_simple_args(argc, argv, longopts, "n:r:", report_option, check_help);
 	if (rc >= 0)
@@ -493,10 +531,10 @@ bt_check_main(int argc, char **argv)
 							2, params, PGRES_TUPLES_OK, deadline_ms, &overran);
 	if (res == NULL && overran)
 	{
-		bt_error("bingo_tune.check() did not finish within %d s, the sum of the budgets of the runs plus a margin",
-				 deadline_ms / 1000);
-		bt_hint("Code the statements reach (a function of a row-level security policy, say) may ignore "
-				"the server's cut-off at each run's budget; such a statement counts as over budget.");
+		pg_log_error("bingo_tune.check() did not finish within %d s, the sum of the budgets of the runs plus a margin",
+					 deadline_ms / 1000);
+		pg_log_error_hint("Code the statements reach (a function of a row-level security policy, say) may ignore "
+						  "the server's cut-off at each run's budget; such a statement counts as over budget.");
 		PQfinish(conn);
 		return BT_EXIT_OVER_BUDGET;
 	}
@@ -507,10 +545,9 @@ bt_check_main(int argc, char **argv)
 	}
 
 	col_ok = PQfnumber(res, "within_budget");
-	col_name = PQfnumber(res, "name");
 	if (col_ok < 1)
 	{
-		bt_error("bingo_tune.check() returned no within_budget column; this tool cannot tell go from no-go");
+		pg_log_error("bingo_tune.check() returned no within_budget column; this tool cannot tell go from no-go");
 		PQclear(res);
 		PQfinish(conn);
 		return BT_EXIT_VERSION;
@@ -520,33 +557,7 @@ bt_check_main(int argc, char **argv)
 	else if (bt_opts.verbosity > 0)
 		print_result_table(res, check_columns);
 
-	initPQExpBuffer(&names);
-	for (r = 0; r < PQntuples(res); r++)
-	{
-		if (!PQgetisnull(res, r, col_ok) && strcmp(PQgetvalue(res, r, col_ok), "t") == 0)
-			continue;
-		over++;
-		appendPQExpBuffer(&names, "%s%s%s", names.len > 0 ? ", " : "",
-						  col_name >= 1 ? PQgetvalue(res, r, col_name) : "?",
-						  PQgetisnull(res, r, col_ok) ? " (not measured)" : "");
-	}
-	if (PQntuples(res) == 0)
-	{
-		bt_error("no watched statement %s%s%s", ropt_name ? "named \"" : "",
-				 ropt_name ? ropt_name : "to check", ropt_name ? "\"" : "");
-		rc = BT_EXIT_ERROR;
-	}
-	else if (over > 0)
-	{
-		bt_error("%d of %d statements over budget: %s", over, PQntuples(res), names.data);
-		rc = BT_EXIT_OVER_BUDGET;
-	}
-	else
-	{
-		bt_info("all %d statements within budget", PQntuples(res));
-		rc = BT_EXIT_OK;
-	}
-	termPQExpBuffer(&names);
+	rc = check_verdict(res, col_ok);
 	PQclear(res);
 	PQfinish(conn);
 	return rc;

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * bingo_tune.c
+ * main.c
  *		The bingo_tune pre-deploy tool: entry point, subcommand dispatch,
  *		--help and --version.
  *
@@ -9,10 +9,10 @@
  * extension, runs bingo's prepare_db exactly once however many nodes start
  * at the same time, builds the indexes bingo needs right after the load, and
  * can fail a deploy whose statements are over budget.  Each subcommand lives
- * in its own file: install.c, prepare.c (prepare-db and apply), report.c
+ * in its own file: install.c, prepare.c (prepare-db and apply), budget.c
  * (report and check); common.c holds what they share.
  *
- * tools/bingo_tune.c
+ * tools/main.c
  *
  *-------------------------------------------------------------------------
  */
@@ -78,10 +78,12 @@ main(int argc, char **argv)
 {
 	const BtSubcommand *sc;
 
+	/* messages say "bingo_tune: ...", whatever name the tool was run by */
+	pg_logging_init(BT_PROGNAME);
 	if (argc < 2)
 	{
-		bt_error("no command given");
-		bt_hint("Try \"%s --help\".", BT_PROGNAME);
+		pg_log_error("no command given");
+		pg_log_error_hint("Try \"%s --help\".", BT_PROGNAME);
 		return BT_EXIT_USAGE;
 	}
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-?") == 0 ||
@@ -109,13 +111,13 @@ main(int argc, char **argv)
 	if (argv[1][0] == '-')
 	{
 		/* "bingo_tune -h host report" is the one likely mix-up */
-		bt_error("options come after the command, not before: \"%s\"", argv[1]);
-		bt_hint("For example: %s report -h HOST -p PORT -U USER -d DBNAME; help is \"%s --help\" or \"%s -?\".",
-				BT_PROGNAME, BT_PROGNAME, BT_PROGNAME);
+		pg_log_error("options come after the command, not before: \"%s\"", argv[1]);
+		pg_log_error_hint("For example: %s report -h HOST -p PORT -U USER -d DBNAME; help is \"%s --help\" or \"%s -?\".",
+						  BT_PROGNAME, BT_PROGNAME, BT_PROGNAME);
 		return BT_EXIT_USAGE;
 	}
-	bt_error("unknown command \"%s\"", argv[1]);
-	bt_hint("Try \"%s --help\" for the list of commands.", BT_PROGNAME);
+	pg_log_error("unknown command \"%s\"", argv[1]);
+	pg_log_error_hint("Try \"%s --help\" for the list of commands.", BT_PROGNAME);
 	return BT_EXIT_USAGE;
 }
 
@@ -174,10 +176,10 @@ bt_parse_simple_args(int argc, char **argv, const struct option *extra,
 		if (c != '?' && c != ':' && handle && handle(c, optarg))
 			continue;
 		if (c == '?' && optopt != 0)
-			bt_error("unknown or incomplete option \"-%c\" for %s", optopt, argv[0]);
+			pg_log_error("unknown or incomplete option \"-%c\" for %s", optopt, argv[0]);
 		else if (c == '?' || c == ':')
-			bt_error("unknown or incomplete option \"%s\" for %s", argv[optind - 1], argv[0]);
-		bt_hint("Try \"%s %s --help\".", BT_PROGNAME, argv[0]);
+			pg_log_error("unknown or incomplete option \"%s\" for %s", argv[optind - 1], argv[0]);
+		pg_log_error_hint("Try \"%s %s --help\".", BT_PROGNAME, argv[0]);
 		return BT_EXIT_USAGE;
 	}
 
@@ -194,14 +196,14 @@ bt_parse_simple_args(int argc, char **argv, const struct option *extra,
 			bt_opts.username = argv[optind];
 		else
 		{
-			bt_error("too many arguments for %s, starting with \"%s\"", argv[0], argv[optind]);
-			bt_hint("Give the database once, as DBNAME or with -d (a name, a connection string or a URI, quoted if it has spaces); prepare-db wants \"--\" before its command.");
+			pg_log_error("too many arguments for %s, starting with \"%s\"", argv[0], argv[optind]);
+			pg_log_error_hint("Give the database once, as DBNAME or with -d (a name, a connection string or a URI, quoted if it has spaces); prepare-db wants \"--\" before its command.");
 			return BT_EXIT_USAGE;
 		}
 	}
 	if (!bt_check_connection_options())
 	{
-		bt_hint("Try \"%s %s --help\".", BT_PROGNAME, argv[0]);
+		pg_log_error_hint("Try \"%s %s --help\".", BT_PROGNAME, argv[0]);
 		return BT_EXIT_USAGE;
 	}
 	return -1;
