@@ -425,7 +425,9 @@ GRANT SELECT ON prepared, fast_load TO pg_read_all_stats;
 -- installed here), and the planner's estimated cost of the statement
 -- without and with the set (the indexes that exist are set aside, so the
 -- set does not depend on them).  Plans as the owner of the statement's
--- tables.
+-- tables.  What the set costs: each index's size in bytes, estimated from
+-- the table's statistics and measured once it exists, and the indexes each
+-- INSERT into its table maintains now and once the set is built.
 CREATE FUNCTION derive(
 	statement text,
 	schema name DEFAULT 'public',
@@ -437,7 +439,11 @@ CREATE FUNCTION derive(
 	OUT cost_before double precision,
 	OUT cost_after double precision,
 	OUT cost_drop_pct double precision,
-	OUT cost_without_it double precision)
+	OUT cost_without_it double precision,
+	OUT est_size_bytes bigint,
+	OUT size_bytes bigint,
+	OUT insert_indexes_now integer,
+	OUT insert_indexes_after integer)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'bt_derive'
 LANGUAGE C VOLATILE STRICT;

@@ -55,6 +55,8 @@
 #include <math.h>
 
 #include "access/htup_details.h"
+#include "access/itup.h"
+#include "access/nbtree.h"
 #include "access/stratnum.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -124,7 +126,7 @@ static get_relation_info_hook_type prev_get_relation_info_hook = NULL;
 /* a set is kept only if it lowers the statement's cost by this fraction */
 #define BTD_MIN_DROP	0.05
 
-#define BTD_NCOLS		9
+#define BTD_NCOLS		13
 
 /*---- Local types ----*/
 
@@ -267,6 +269,8 @@ static char *btd_hypopg_schema(void);
 static List *btd_catalog_wanted(BtdState *st);
 static void btd_hypo_create(BtdState *st, BtdIndex *idx);
 static void btd_hypo_drop_all(BtdState *st);
+static double btd_estimate_size(BtdIndex *idx);
+static int	btd_table_indexes(Oid relid);
 static void btd_emit(FunctionCallInfo fcinfo, BtdState *st);
 static void btd_compute(BtdState *st);
 static void btd_get_relation_info(PlannerInfo *root, Oid relationObjectId,
@@ -1766,29 +1770,119 @@ btd_hypo_drop_all(BtdState *st)
 	btd_hypo_oids = NIL;
 }
 
+/* ---- what a set costs: its size, and the INSERTs into its tables ---- */
+
+/*
+ * The size the index would have once built, in bytes, from the table's
+ * reltuples and the average widths of the index's columns: btree leaf
+ * pages filled to the default fillfactor, plus the upper levels and the
+ * metapage.  -1 when the table was never vacuumed or analysed.
+ */
+static double
+btd_estimate_size(BtdIndex *idx)
+{
+	HeapTuple	tup;
+	double		reltuples;
+	double		width = 0;
+	double		itemsz;
+	double		usable;
+	double		per_leaf;
+	double		fanout;
+	double		pages;
+	double		level;
+	ListCell   *lc;
+
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(idx->rel->relid));
+	if (!HeapTupleIsValid(tup))
+		return -1;
+	reltuples = ((Form_pg_class) GETSTRUCT(tup))->reltuples;
+	ReleaseSysCache(tup);
+	if (reltuples < 0)
+		return -1;
+
+	for (int k = 0; k < idx->nkeys; k++)
+		width += btd_width(idx->rel, idx->keys[k].attno);
+	foreach(lc, idx->include)
+		width += btd_width(idx->rel, (AttrNumber) lfirst_int(lc));
+	/* an index tuple (header, data, alignment) and its line pointer */
+	itemsz = MAXALIGN(sizeof(IndexTupleData) + (Size) width) + sizeof(ItemIdData);
+	usable = BLCKSZ - SizeOfPageHeaderData - MAXALIGN(sizeof(BTPageOpaqueData));
+	per_leaf = Max(1.0, floor(usable * BTREE_DEFAULT_FILLFACTOR / 100.0 / itemsz));
+	/* upper pages hold the key columns only, filled about 70 % */
+	width = 0;
+	for (int k = 0; k < idx->nkeys; k++)
+		width += btd_width(idx->rel, idx->keys[k].attno);
+	fanout = Max(2.0, floor(usable * 0.7 /
+							(MAXALIGN(sizeof(IndexTupleData) + (Size) width) + sizeof(ItemIdData))));
+	pages = level = Max(1.0, ceil(reltuples / per_leaf));
+	while (level > 1)
+	{
+		level = ceil(level / fanout);
+		pages += level;
+	}
+	return (pages + 1) * BLCKSZ;
+}
+
+/* indexes an INSERT into relid maintains now (ready, not being dropped) */
+static int
+btd_table_indexes(Oid relid)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1];
+	bool		isnull;
+	int			n;
+
+	values[0] = ObjectIdGetDatum(relid);
+	if (SPI_execute_with_args("SELECT count(*)::int4 FROM pg_catalog.pg_index"
+							  " WHERE indrelid = $1 AND indisready AND indislive",
+							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not count the indexes of relation %u", relid);
+	n = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return n;
+}
+
 /* ---- the result ---- */
 
 static void
 btd_emit(FunctionCallInfo fcinfo, BtdState *st)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			n = list_length(st->chosen);
+	BtIndexState *states = palloc0(sizeof(BtIndexState) * (n + 1));
+	Oid		   *founds = palloc0(sizeof(Oid) * (n + 1));
 	ListCell   *lc;
+	int			x = 0;
 
+	/* the state of each index first: the INSERT figures count the set's */
+	foreach(lc, st->chosen)
+	{
+		Oid			relid;
+
+		states[x] = bt_index_state(btd_indexdef((BtdIndex *) lfirst(lc), true),
+								   &relid, &founds[x]);
+		x++;
+	}
+
+	x = 0;
 	foreach(lc, st->chosen)
 	{
 		BtdIndex   *idx = (BtdIndex *) lfirst(lc);
 		Datum		values[BTD_NCOLS];
 		bool		nulls[BTD_NCOLS];
-		Oid			relid,
-					found;
 		int			i = 0;
+		int			now;
+		int			added = 0;
+		double		est;
+		ListCell   *lc2;
+		int			y = 0;
 
 		memset(nulls, 0, sizeof(nulls));
 		values[i++] = CStringGetTextDatum(btd_definition(st, idx));
 		values[i++] = CStringGetTextDatum(idx->serves);
 		values[i++] = CStringGetTextDatum(psprintf("%s; %s", idx->why, idx->cover_note));
-		values[i++] = CStringGetTextDatum(bt_index_state_name(bt_index_state(btd_indexdef(idx, true),
-																			 &relid, &found)));
+		values[i++] = CStringGetTextDatum(bt_index_state_name(states[x]));
 		values[i++] = CStringGetTextDatum(st->hypopg ? "hypopg" : "rules");
 		values[i++] = Float8GetDatum(st->cost_before);
 		if (st->cost_after >= 0)
@@ -1805,8 +1899,34 @@ btd_emit(FunctionCallInfo fcinfo, BtdState *st)
 			values[i++] = Float8GetDatum(idx->without_it);
 		else
 			nulls[i++] = true;
+		/* its size: estimated, and measured once it exists */
+		est = btd_estimate_size(idx);
+		if (est >= 0)
+			values[i++] = Int64GetDatum((int64) est);
+		else
+			nulls[i++] = true;
+		if (states[x] == BT_INDEX_PRESENT && OidIsValid(founds[x]))
+			values[i++] = DirectFunctionCall2(pg_relation_size,
+											  ObjectIdGetDatum(founds[x]),
+											  CStringGetTextDatum("main"));
+		else
+			nulls[i++] = true;
+		/* the indexes each INSERT into its table maintains, now and then */
+		now = btd_table_indexes(idx->rel->relid);
+		foreach(lc2, st->chosen)
+		{
+			BtdIndex   *other = (BtdIndex *) lfirst(lc2);
+
+			if (other->rel->relid == idx->rel->relid &&
+				states[y] != BT_INDEX_PRESENT && states[y] != BT_INDEX_BUILDING)
+				added++;
+			y++;
+		}
+		values[i++] = Int32GetDatum(now);
+		values[i++] = Int32GetDatum(now + added);
 		Assert(i == BTD_NCOLS);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		x++;
 	}
 }
 

@@ -104,11 +104,26 @@ SELECT definition FROM bingo_tune.derive('SELECT v FROM app_t WHERE id = $1');
 SET ROLE regress_derive_app;
 SELECT definition FROM bingo_tune.derive('SELECT v FROM app_t WHERE id = $1');
 RESET ROLE;
+-- what the set costs: before it is built, its estimated size and one more
+-- index for each INSERT into app_t
+SELECT definition, state, est_size_bytes > 8192 AS estimated, size_bytes,
+	   insert_indexes_now, insert_indexes_after
+FROM bingo_tune.derive('SELECT v FROM app_t WHERE id = $1');
 -- the indexes that exist are set aside: once built, the same set comes
--- back, present, and the cost is still counted from no index
+-- back, present, and the cost is still counted from no index; its size is
+-- measured now (the estimate is within a factor of 2 of it)
 CREATE INDEX app_t_id ON app_t (id) INCLUDE (v);
-SELECT definition, state, cost_drop_pct > 50 AS drops FROM bingo_tune.derive('SELECT v FROM app_t WHERE id = $1');
+SELECT definition, state, cost_drop_pct > 50 AS drops,
+	   size_bytes = pg_relation_size('app_t_id') AS size_measured,
+	   est_size_bytes BETWEEN size_bytes / 2 AND size_bytes * 2 AS estimate_close,
+	   insert_indexes_now, insert_indexes_after
+FROM bingo_tune.derive('SELECT v FROM app_t WHERE id = $1');
 DROP INDEX app_t_id;
+-- the indexes an INSERT maintains already count too
+CREATE INDEX app_t_v ON app_t (v);
+SELECT definition, state, insert_indexes_now, insert_indexes_after
+FROM bingo_tune.derive('SELECT v FROM app_t WHERE id = $1');
+DROP INDEX app_t_v;
 -- an error while a set is costed leaves no hypothetical index behind, and
 -- gives the caller back their role and search_path
 CREATE FUNCTION app_boom(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
