@@ -18,7 +18,8 @@ OBJS = \
 	watcher.o \
 	stats.o \
 	report.o \
-	derive.o
+	derive.o \
+	discover.o
 
 EXTENSION = bingo_tune
 # The version is written once, as default_version in bingo_tune.control;
@@ -30,7 +31,7 @@ endif
 DATA = bingo_tune--$(EXTVERSION).sql
 PGFILEDESC = "bingo_tune - keep bingo's statements within their latency budgets"
 
-REGRESS = catalog advise derive apply plans report
+REGRESS = catalog advise derive discover apply plans report
 REGRESS_OPTS = --temp-instance=./tmp_regress --temp-config=$(srcdir)/regress.conf
 
 # -Wextra on top of PostgreSQL's own warnings.  Its unused-parameter and

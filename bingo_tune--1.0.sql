@@ -451,3 +451,68 @@ LANGUAGE C VOLATILE STRICT;
 -- Only superusers and members of the tables' owner role get a result (the
 -- function checks); grant EXECUTE to the application's owner role to let it in.
 REVOKE ALL ON FUNCTION derive(text, name) FROM PUBLIC;
+
+-- ==== discovery: slow statements the catalog does not watch (discover.c) ====
+-- Kept at the end of this script as one section; see README.md, "Discovery".
+
+-- One row per statement discovery derived a set for (bingo_tune.discover =
+-- advise or auto), written by this database's watcher.
+CREATE TABLE discovered (
+	queryid		bigint PRIMARY KEY,
+	statement	text NOT NULL,
+	schema		name NOT NULL,
+	role		name,
+	mean_ms		double precision,
+	calls		bigint,
+	indexes		text[] NOT NULL DEFAULT '{}',
+	detail		text,
+	basis		text NOT NULL,
+	first_seen	timestamptz NOT NULL DEFAULT now(),
+	derived_at	timestamptz NOT NULL DEFAULT now(),
+	accepted_as	text
+);
+COMMENT ON TABLE discovered IS 'slow statements outside the watch catalog and the index sets derived for them';
+COMMENT ON COLUMN discovered.queryid IS 'pg_stat_statements'' queryid of the statement';
+COMMENT ON COLUMN discovered.statement IS 'its text as pg_stat_statements shows it ($n for constants)';
+COMMENT ON COLUMN discovered.schema IS 'the schema its names were found in, along its role''s search_path';
+COMMENT ON COLUMN discovered.role IS 'the role that ran it most';
+COMMENT ON COLUMN discovered.mean_ms IS 'its mean execution time when derived';
+COMMENT ON COLUMN discovered.indexes IS 'the set derived (canonical definitions); empty when none lowers its cost';
+COMMENT ON COLUMN discovered.detail IS 'why no set was derived, if none was';
+COMMENT ON COLUMN discovered.basis IS 'the catalog and tables the set was derived from: it is derived again when they change';
+COMMENT ON COLUMN discovered.accepted_as IS 'the watch catalog row accept() made of it';
+
+-- Accept a discovered statement into the watch catalog: one row named name
+-- with its text, its schema, the budget given and indexes NULL (its set is
+-- derived whenever the catalog is read).  Returns the row.
+CREATE FUNCTION accept(queryid bigint, name text, budget interval,
+					   percentile double precision DEFAULT 100)
+RETURNS watch
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	d bingo_tune.discovered;
+	w bingo_tune.watch;
+BEGIN
+	SELECT * INTO d FROM bingo_tune.discovered x WHERE x.queryid = accept.queryid;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'no discovered statement has queryid %', accept.queryid
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'See bingo_tune.discovered; discovery runs with bingo_tune.discover = advise or auto.';
+	END IF;
+	INSERT INTO bingo_tune.watch (name, statement, budget, percentile, indexes, schema, description)
+	VALUES (accept.name, d.statement, accept.budget, accept.percentile, NULL, d.schema,
+			format('accepted from discovery (queryid %s)', d.queryid))
+	RETURNING * INTO w;
+	UPDATE bingo_tune.discovered x SET accepted_as = accept.name WHERE x.queryid = accept.queryid;
+	RETURN w;
+END;
+$$;
+
+COMMENT ON FUNCTION accept(bigint, text, interval, double precision) IS 'add a discovered statement to the watch catalog, its indexes derived';
+
+REVOKE ALL ON discovered FROM PUBLIC;
+GRANT SELECT ON discovered TO pg_read_all_stats;
+REVOKE ALL ON FUNCTION accept(bigint, text, interval, double precision) FROM PUBLIC;

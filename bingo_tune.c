@@ -159,6 +159,8 @@ _PG_init(void)
 							0,
 							NULL, NULL, NULL);
 
+	bt_discover_init();
+
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("bingo_tune");
 #else

@@ -254,6 +254,22 @@ extern void bt_watcher_register(void);
 extern PGDLLEXPORT void bt_launcher_main(Datum main_arg);
 extern PGDLLEXPORT void bt_watcher_main(Datum main_arg);
 
+/* ---- discover.c: index sets for slow statements the catalog lacks ---- */
+
+typedef enum BtDiscover
+{
+	BT_DISCOVER_OFF,			/* discover nothing */
+	BT_DISCOVER_ADVISE,			/* record the sets found */
+	BT_DISCOVER_AUTO			/* and build them (when bingo_tune.mode is auto) */
+} BtDiscover;
+
+extern int	bt_discover;		/* GUC, BtDiscover */
+extern int	bt_discover_min_time;	/* GUC, ms */
+/* from _PG_init (preloaded): define the discovery settings */
+extern void bt_discover_init(void);
+/* the end of a watcher pass, outside any transaction */
+extern void bt_discover_pass(void);
+
 /* ---- stats.c / report.c: latency histograms and the budget report ---- */
 
 /*

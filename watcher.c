@@ -1307,6 +1307,7 @@ bt_watcher_pass(MemoryContext passcxt)
 
 	if (jobs != NIL)
 		bt_run_builds(jobs);
+	bt_discover_pass();
 }
 
 /*
