@@ -32,7 +32,7 @@
  * Trust: the text comes from pg_stat_statements, so from any role that ran
  * a statement here.  It is parsed, and taken only if it is exactly one
  * plain SELECT (no locking clause, no INTO, no data-modifying WITH) over
- * ordinary tables outside the system schemas, that calls built-in
+ * tables (not views) outside the system schemas, that calls built-in
  * functions and operators only.  So planning it as the tables' owner
  * (derive.c) runs no code anyone but a superuser wrote.  Anything else is
  * skipped with a DEBUG1 line, once per queryid.  Names are looked up as the
@@ -596,6 +596,7 @@ btdc_check(BtdcCandidate *c, const char *schema, char **why)
 		int			nestlevel;
 		Query	   *query;
 		ListCell   *lc;
+		int			ntables = 0;
 
 		*why = NULL;
 		stmt = list_length(raw) == 1 ? linitial_node(RawStmt, raw)->stmt : NULL;
@@ -620,6 +621,7 @@ btdc_check(BtdcCandidate *c, const char *schema, char **why)
 
 				if (*why != NULL || rte->rtekind != RTE_RELATION)
 					continue;
+				ntables++;
 				nsp = get_rel_namespace(rte->relid);
 				if (rte->relid < FirstNormalObjectId || IsCatalogNamespace(nsp) ||
 					IsToastNamespace(nsp) ||
@@ -627,7 +629,12 @@ btdc_check(BtdcCandidate *c, const char *schema, char **why)
 					nsp == get_namespace_oid("information_schema", true))
 					*why = psprintf("reads \"%s\", a table of the system or of bingo_tune",
 									get_rel_name(rte->relid));
+				else if (rte->relkind != RELKIND_RELATION && rte->relkind != RELKIND_MATVIEW)
+					*why = psprintf("reads \"%s\", which is not a table",
+									get_rel_name(rte->relid));
 			}
+			if (*why == NULL && !ntables)
+				*why = "reads no table";
 			if (*why == NULL)
 				result = query;
 		}
