@@ -430,9 +430,9 @@ btdc_watched(List **queryids, List **texts, char **fingerprint)
 	ListCell   *lc;
 
 	SPI_connect();
-	if (SPI_execute("SELECT statement, schema::text, pg_catalog.md5(pg_catalog.string_agg("
-					"pg_catalog.concat_ws('|', name, statement, schema, indexes::text), '|')"
-					" OVER ()) FROM bingo_tune.watch ORDER BY name", true, 0) != SPI_OK_SELECT)
+	if (SPI_execute("SELECT statement, schema::text, (SELECT pg_catalog.md5(pg_catalog.string_agg("
+					"pg_catalog.concat_ws('|', name, statement, schema, indexes::text), '|' ORDER BY name))"
+					" FROM bingo_tune.watch) FROM bingo_tune.watch ORDER BY name", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read bingo_tune.watch");
 	*fingerprint = "empty";
 	for (uint64 r = 0; r < SPI_processed; r++)
