@@ -1,5 +1,5 @@
 -- Discovery: the watcher derives sets for slow statements the catalog does
--- not watch, with bingo_tune.discover = advise or auto (t/016_discover.pl;
+-- not watch, with bingo_tune.discover = advise or auto (t/019_discover.pl;
 -- the watchers are off here).  Here: the settings, and accept(), which
 -- turns a discovered statement into a catalog row whose set is derived.
 SHOW bingo_tune.discover;
