@@ -63,7 +63,8 @@ bt_join_names(List *names)
 
 /*
  * advise() returns setof (statements text[], table_name text,
- *						   definition text, index_name text, state text)
+ *						   definition text, index_name text, state text,
+ *						   est_size_bytes bigint, size_bytes bigint)
  */
 Datum
 bt_advise(PG_FUNCTION_ARGS)
@@ -78,8 +79,9 @@ bt_advise(PG_FUNCTION_ARGS)
 	foreach(lc, wanted)
 	{
 		BtWantedIndex *want = lfirst(lc);
-		Datum		values[5];
-		bool		nulls[5] = {false, false, false, false, false};
+		Datum		values[7];
+		bool		nulls[7] = {false, false, false, false, false, false, false};
+		double		est;
 		Datum	   *names;
 		int			n = 0;
 		ListCell   *lc2;
@@ -101,6 +103,17 @@ bt_advise(PG_FUNCTION_ARGS)
 		values[2] = CStringGetTextDatum(want->canonical);
 		values[3] = CStringGetTextDatum(found_name ? found_name : want->name);
 		values[4] = CStringGetTextDatum(bt_index_state_name(state));
+		/* its size: estimated from the statistics, measured once present */
+		est = OidIsValid(relid) ? bt_index_estimate_size(want->def, relid) : -1;
+		if (est >= 0)
+			values[5] = Int64GetDatum((int64) est);
+		else
+			nulls[5] = true;
+		if (state == BT_INDEX_PRESENT && OidIsValid(found))
+			values[6] = DirectFunctionCall2(pg_relation_size, ObjectIdGetDatum(found),
+											CStringGetTextDatum("main"));
+		else
+			nulls[6] = true;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -214,12 +214,14 @@ CREATE FUNCTION advise(
 	OUT table_name text,
 	OUT definition text,
 	OUT index_name text,
-	OUT state text)
+	OUT state text,
+	OUT est_size_bytes bigint,
+	OUT size_bytes bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'bt_advise'
 LANGUAGE C VOLATILE STRICT;
 
-COMMENT ON FUNCTION advise() IS 'every index the watch catalog wants, with its state: present, missing, invalid or no table';
+COMMENT ON FUNCTION advise() IS 'every index the watch catalog wants, with its state (present, missing, invalid or no table) and its size, estimated and, once present, measured';
 
 -- Builds the missing indexes with CREATE INDEX CONCURRENTLY, one at a time,
 -- in a background worker, waiting for each while holding no snapshot.  Must

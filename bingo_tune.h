@@ -184,6 +184,11 @@ extern void bt_derive_init(void);
 extern List *bt_derive_indexes(const char *sql, const char *schema, char **why);
 /* true while a derivation runs: catalog readers skip NULL rows then */
 extern bool bt_derive_in_progress(void);
+/*
+ * The size in bytes the index def would have on table relid once built,
+ * estimated from the table's statistics; -1 when they are missing.
+ */
+extern double bt_index_estimate_size(const BtIndexDef *def, Oid relid);
 
 /* ---- builder.c: CREATE INDEX CONCURRENTLY in a dynamic worker ---- */
 

@@ -250,6 +250,7 @@ static void btd_append_preds(StringInfo buf, BtdRel *rel, BtdPredKind kind,
 static void btd_add_pred_keys(BtdIndex *idx, BtdPredKind kind, int max);
 static AttrNumber btd_first_range(BtdRel *rel);
 static int	btd_width(BtdRel *rel, AttrNumber attno);
+static int	btd_width_of(Oid relid, AttrNumber attno);
 static void btd_cover(BtdIndex *idx);
 static bool btd_has_key(BtdIndex *idx, AttrNumber attno);
 static void btd_add_key(BtdIndex *idx, AttrNumber attno, bool desc, bool nulls_first);
@@ -269,7 +270,6 @@ static char *btd_hypopg_schema(void);
 static List *btd_catalog_wanted(BtdState *st);
 static void btd_hypo_create(BtdState *st, BtdIndex *idx);
 static void btd_hypo_drop_all(BtdState *st);
-static double btd_estimate_size(BtdIndex *idx);
 static int	btd_table_indexes(Oid relid);
 static void btd_emit(FunctionCallInfo fcinfo, BtdState *st);
 static void btd_compute(BtdState *st);
@@ -1134,17 +1134,23 @@ btd_inner_index(BtdState *st, BtdRel *rel, List *visited)
 
 /* average width of a column: from the statistics, else from its type */
 static int
-btd_width(BtdRel *rel, AttrNumber attno)
+btd_width_of(Oid relid, AttrNumber attno)
 {
 	Oid			typid;
 	int32		typmod;
 	Oid			collid;
-	int32		w = get_attavgwidth(rel->relid, attno);
+	int32		w = get_attavgwidth(relid, attno);
 
 	if (w > 0)
 		return w;
-	get_atttypetypmodcoll(rel->relid, attno, &typid, &typmod, &collid);
+	get_atttypetypmodcoll(relid, attno, &typid, &typmod, &collid);
 	return get_typavgwidth(typid, typmod);
+}
+
+static int
+btd_width(BtdRel *rel, AttrNumber attno)
+{
+	return btd_width_of(rel->relid, attno);
 }
 
 /*
@@ -1773,26 +1779,27 @@ btd_hypo_drop_all(BtdState *st)
 /* ---- what a set costs: its size, and the INSERTs into its tables ---- */
 
 /*
- * The size the index would have once built, in bytes, from the table's
- * reltuples and the average widths of the index's columns: btree leaf
- * pages filled to the default fillfactor, plus the upper levels and the
- * metapage.  -1 when the table was never vacuumed or analysed.
+ * The size the index of def on relid would have once built, in bytes,
+ * from the table's reltuples and the average widths of the index's
+ * columns: btree leaf pages filled to the default fillfactor, plus the
+ * upper levels and the metapage.  -1 when the table was never vacuumed or
+ * analysed, or a column is not there.
  */
-static double
-btd_estimate_size(BtdIndex *idx)
+double
+bt_index_estimate_size(const BtIndexDef *def, Oid relid)
 {
 	HeapTuple	tup;
 	double		reltuples;
-	double		width = 0;
+	double		keywidth = 0;
+	double		width;
 	double		itemsz;
 	double		usable;
 	double		per_leaf;
 	double		fanout;
 	double		pages;
 	double		level;
-	ListCell   *lc;
 
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(idx->rel->relid));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
 		return -1;
 	reltuples = ((Form_pg_class) GETSTRUCT(tup))->reltuples;
@@ -1800,20 +1807,30 @@ btd_estimate_size(BtdIndex *idx)
 	if (reltuples < 0)
 		return -1;
 
-	for (int k = 0; k < idx->nkeys; k++)
-		width += btd_width(idx->rel, idx->keys[k].attno);
-	foreach(lc, idx->include)
-		width += btd_width(idx->rel, (AttrNumber) lfirst_int(lc));
+	for (int k = 0; k < def->nkeys; k++)
+	{
+		AttrNumber	attno = get_attnum(relid, def->keys[k]);
+
+		if (attno == InvalidAttrNumber)
+			return -1;
+		keywidth += btd_width_of(relid, attno);
+	}
+	width = keywidth;
+	for (int k = 0; k < def->ninclude; k++)
+	{
+		AttrNumber	attno = get_attnum(relid, def->include[k]);
+
+		if (attno == InvalidAttrNumber)
+			return -1;
+		width += btd_width_of(relid, attno);
+	}
 	/* an index tuple (header, data, alignment) and its line pointer */
 	itemsz = MAXALIGN(sizeof(IndexTupleData) + (Size) width) + sizeof(ItemIdData);
 	usable = BLCKSZ - SizeOfPageHeaderData - MAXALIGN(sizeof(BTPageOpaqueData));
 	per_leaf = Max(1.0, floor(usable * BTREE_DEFAULT_FILLFACTOR / 100.0 / itemsz));
 	/* upper pages hold the key columns only, filled about 70 % */
-	width = 0;
-	for (int k = 0; k < idx->nkeys; k++)
-		width += btd_width(idx->rel, idx->keys[k].attno);
 	fanout = Max(2.0, floor(usable * 0.7 /
-							(MAXALIGN(sizeof(IndexTupleData) + (Size) width) + sizeof(ItemIdData))));
+							(MAXALIGN(sizeof(IndexTupleData) + (Size) keywidth) + sizeof(ItemIdData))));
 	pages = level = Max(1.0, ceil(reltuples / per_leaf));
 	while (level > 1)
 	{
@@ -1900,7 +1917,7 @@ btd_emit(FunctionCallInfo fcinfo, BtdState *st)
 		else
 			nulls[i++] = true;
 		/* its size: estimated, and measured once it exists */
-		est = btd_estimate_size(idx);
+		est = bt_index_estimate_size(btd_indexdef(idx, true), idx->rel->relid);
 		if (est >= 0)
 			values[i++] = Int64GetDatum((int64) est);
 		else

@@ -14,9 +14,16 @@ VALUES (4242, 'SELECT id, name, duration FROM movies WHERE year = $1 ORDER BY na
 SELECT name, statement, budget, percentile, indexes IS NULL AS derived, schema, description
 FROM bingo_tune.accept(4242, 'movies_of_year', '200 ms', 90);
 SELECT queryid, accepted_as FROM bingo_tune.discovered;
--- the new row's set is derived from the live tables
-SELECT statements, definition, state FROM bingo_tune.advise()
-WHERE 'movies_of_year' = ANY (statements);
+-- the new row's set is derived from the live tables; advise() gives its
+-- size, estimated, and measured once it exists (the estimate within a
+-- factor of 2 of it)
+SELECT statements, definition, state, est_size_bytes > 0 AS estimated, size_bytes
+FROM bingo_tune.advise() WHERE 'movies_of_year' = ANY (statements);
+CREATE INDEX movies_of_year_ix ON movies (year, name) INCLUDE (id, duration);
+SELECT statements, state, size_bytes = pg_relation_size('movies_of_year_ix') AS measured,
+	   est_size_bytes BETWEEN size_bytes / 2 AND size_bytes * 2 AS estimate_close
+FROM bingo_tune.advise() WHERE 'movies_of_year' = ANY (statements);
+DROP INDEX movies_of_year_ix;
 
 -- what accept() refuses
 SELECT * FROM bingo_tune.accept(1, 'nothing', '1 s');
