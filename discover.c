@@ -369,32 +369,43 @@ btdc_discover(bool build)
 
 /*
  * This database's top-level SELECTs in pg_stat_statements whose mean time
- * exceeds discover_min_time, slowest in total first.  A queryid run by
+ * exceeds discover_min_time: those never derived first, then the slowest
+ * in total.  A queryid run by
  * several roles counts once, with the text and role of its most calls.
  */
 static List *
 btdc_candidates(const char *pgss_schema)
 {
-	Oid			argtypes[3] = {OIDOID, FLOAT8OID, INT4OID};
-	Datum		args[3];
+	Oid			argtypes[4] = {OIDOID, FLOAT8OID, INT4OID, INT8ARRAYOID};
+	Datum		args[4];
 	List	   *result = NIL;
 	char	   *sql;
+	Datum	   *skip = palloc(sizeof(Datum) * (list_length(btdc_rejected) + 1));
+	int			nskip = 0;
+	ListCell   *lc;
 
+	/* those skipped before do not take the places of others */
+	foreach(lc, btdc_rejected)
+		skip[nskip++] = Int64GetDatum(*(int64 *) lfirst(lc));
 	args[0] = ObjectIdGetDatum(MyDatabaseId);
 	args[1] = Float8GetDatum((double) bt_discover_min_time);
 	args[2] = Int32GetDatum(BT_DISCOVER_SCAN);
+	args[3] = PointerGetDatum(construct_array(skip, nskip, INT8OID, 8, FLOAT8PASSBYVAL,
+											  TYPALIGN_DOUBLE));
 	sql = psprintf("SELECT queryid, (pg_catalog.array_agg(query ORDER BY calls DESC))[1],"
 				   " (pg_catalog.array_agg(userid ORDER BY calls DESC))[1],"
 				   " pg_catalog.sum(total_exec_time) / pg_catalog.sum(calls), pg_catalog.sum(calls)::int8"
-				   " FROM %s.pg_stat_statements(true)"
+				   " FROM %s.pg_stat_statements(true) s"
 				   " WHERE dbid = $1 AND toplevel AND calls > 0 AND queryid IS NOT NULL"
 				   " AND query OPERATOR(pg_catalog.~*) '^\\s*select\\M'"
+				   " AND queryid OPERATOR(pg_catalog.<>) ALL ($4)"
 				   " GROUP BY queryid"
 				   " HAVING pg_catalog.sum(total_exec_time) / pg_catalog.sum(calls) > $2"
-				   " ORDER BY pg_catalog.sum(total_exec_time) DESC, queryid LIMIT $3",
+				   " ORDER BY EXISTS (SELECT FROM bingo_tune.discovered d WHERE d.queryid = s.queryid),"
+				   " pg_catalog.sum(total_exec_time) DESC, queryid LIMIT $3",
 				   quote_identifier(pgss_schema));
 	SPI_connect();
-	if (SPI_execute_with_args(sql, 3, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(sql, 4, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_stat_statements");
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
