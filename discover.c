@@ -7,9 +7,9 @@
  * pass ends here (bt_discover_pass, outside any transaction).  It reads
  * pg_stat_statements for this database's top-level SELECTs whose mean
  * execution time exceeds bingo_tune.discover_min_time (those never derived
- * first, then the slowest in total), and skips those the watch catalog holds (by queryid, or by text
- * for a statement the application sends with literals).  Each remaining
- * one is derived (derive.c) as its tables' owner, as for a catalog row
+ * first, then the slowest in total), and skips those the watch catalog
+ * holds (by queryid, or by text for a statement the application sends
+ * with literals).  Each remaining one is derived (derive.c) as its tables' owner, as for a catalog row
  * whose indexes are NULL.  The outcome goes to bingo_tune.discovered (one
  * row per queryid, which bingo_tune.accept() turns into a catalog row) and
  * to bingo_tune.events (source 'discover'): the set found, then per
