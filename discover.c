@@ -9,10 +9,10 @@
  * execution time exceeds bingo_tune.discover_min_time (those never derived
  * first, then the slowest in total), and skips those the watch catalog
  * holds (by queryid, or by text for a statement the application sends
- * with literals).  Each remaining one is derived (derive.c) as its tables' owner, as for a catalog row
- * whose indexes are NULL.  The outcome goes to bingo_tune.discovered (one
- * row per queryid, which bingo_tune.accept() turns into a catalog row) and
- * to bingo_tune.events (source 'discover'): the set found, then per
+ * with literals).  Each remaining one is derived (derive.c) as its
+ * tables' owner, as for a catalog row whose indexes are NULL.  The outcome
+ * goes to bingo_tune.discovered (one row per queryid, which
+ * bingo_tune.accept() turns into a catalog row) and to bingo_tune.events (source 'discover'): the set found, then per
  * missing index a recommendation (advise) or a build (auto, through
  * bt_build_index() like the watcher's own, after the pass's commit and so
  * holding no snapshot).  auto builds only while bingo_tune.mode is auto
