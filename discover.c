@@ -12,12 +12,13 @@
  * with literals).  Each remaining one is derived (derive.c) as its
  * tables' owner, as for a catalog row whose indexes are NULL.  The outcome
  * goes to bingo_tune.discovered (one row per queryid, which
- * bingo_tune.accept() turns into a catalog row) and to bingo_tune.events (source 'discover'): the set found, then per
- * missing index a recommendation (advise) or a build (auto, through
- * bt_build_index() like the watcher's own, after the pass's commit and so
- * holding no snapshot).  auto builds only while bingo_tune.mode is auto
- * too; with mode = advise discovery only recommends, and with mode = off
- * (or on a standby) it does nothing.
+ * bingo_tune.accept() turns into a catalog row) and to bingo_tune.events
+ * (source 'discover'): the set found, then per missing index a
+ * recommendation (advise) or a build (auto, through bt_build_index() like
+ * the watcher's own, after the pass's commit and so holding no snapshot).
+ * auto builds only while bingo_tune.mode is auto too; with mode = advise
+ * discovery only recommends, and with mode = off (or on a standby) it does
+ * nothing.
  *
  * The work per pass is bounded: one read of pg_stat_statements (at most
  * BT_DISCOVER_SCAN statements), a parse and analysis of each, and at most
