@@ -10,6 +10,11 @@
 #
 #   --scale N     dataset size (bench/dataset.sh; 1 = 5M sessions; default 1)
 #   --rounds N    timed rounds (default 5, after one warm-up round)
+#                 At scale 1 a round takes about a minute on a shared
+#                 2-core machine (the session list with no index and under
+#                 Dexter's sets, 14-18 s each, dominate it) and everything
+#                 else about 1.5 min: about 7 minutes in all with 5 rounds
+#                 (measured: 2.6 min with --rounds 1).
 #   --out DIR     raw output (default bench/out/derive)
 #   --no-results  write the results into DIR/RESULTS_derive.md only, and
 #                 leave bench/RESULTS.md alone
@@ -59,7 +64,7 @@ while [ $# -gt 0 ]; do
 		--out) [ $# -ge 2 ] || die "--out needs a value"; out=$2; shift 2 ;;
 		--out=*) out=${1#--out=}; shift ;;
 		--no-results) results=0; shift ;;
-		-h|--help) sed -n '3,42p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+		-h|--help) sed -n '3,47p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 		*) die "unknown argument \"$1\" (try --help)" ;;
 	esac
 done

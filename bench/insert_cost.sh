@@ -69,7 +69,7 @@ while [ $# -gt 0 ]; do
 		--out) [ $# -ge 2 ] || die "--out needs a value"; out=$2; shift 2 ;;
 		--out=*) out=${1#--out=}; shift ;;
 		--no-results) results=0; shift ;;
-		-h|--help) sed -n '3,43p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+		-h|--help) sed -n '4,45p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 		*) die "unknown argument \"$1\" (try --help)" ;;
 	esac
 done
