@@ -31,12 +31,14 @@
  * not derive again.
  *
  * Trust: the text comes from pg_stat_statements, so from any role that ran
- * a statement here.  It is parsed, and taken only if it is exactly one
- * plain SELECT (no locking clause, no INTO, no data-modifying WITH) over
- * tables (not views) outside the system schemas, that calls built-in
- * functions and operators only.  So planning it as the tables' owner
- * (derive.c) runs no code anyone but a superuser wrote.  Anything else is
- * skipped with a DEBUG1 line, once per queryid.  Names are looked up as the
+ * a statement here.  It is parsed, analysed as the owner of its tables
+ * (queryid.c: analysis may run the code of its column types, never with
+ * the watcher's rights), and taken only if it is exactly one plain SELECT
+ * (no locking clause, no INTO, no data-modifying WITH) over tables (not
+ * views) outside the system schemas, that calls built-in functions and
+ * operators only.  So planning it as the tables' owner (derive.c) runs no
+ * function anyone but a superuser wrote.  Anything else is skipped with a
+ * DEBUG1 line, once per queryid.  Names are looked up as the
  * statement's role finds them: along the search_path configured for it
  * (ALTER ROLE / DATABASE ... SET search_path, else "$user", public), the
  * first schema where the text analyses to the queryid pg_stat_statements
@@ -605,8 +607,8 @@ btdc_check(BtdcCandidate *c, const char *schema, char **why)
 		Node	   *stmt;
 		Oid		   *paramtypes;
 		int			nparams;
-		int			nestlevel;
-		Query	   *query;
+		Oid			owner;
+		Query	   *query = NULL;
 		ListCell   *lc;
 		int			ntables = 0;
 
@@ -618,9 +620,14 @@ btdc_check(BtdcCandidate *c, const char *schema, char **why)
 			*why = "not one plain SELECT";
 		if (*why == NULL)
 		{
-			nestlevel = bt_app_search_path(schema);
-			query = bt_statement_analyse(c->sql, &paramtypes, &nparams);
-			AtEOXact_GUC(false, nestlevel);
+			/* analysis may run the column types' code: as their owner */
+			owner = bt_statement_owner(c->sql, schema, NULL, why);
+			query = OidIsValid(owner) ?
+				bt_statement_analyse_as(c->sql, schema, owner, NULL, &paramtypes, &nparams) :
+				NULL;
+		}
+		if (query != NULL)
+		{
 			if (query->commandType != CMD_SELECT || query->utilityStmt != NULL ||
 				query->hasModifyingCTE || query->rowMarks != NIL)
 				*why = "not one plain SELECT";
