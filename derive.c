@@ -1850,8 +1850,8 @@ btd_table_indexes(Oid relid)
 	int			n;
 
 	values[0] = ObjectIdGetDatum(relid);
-	if (SPI_execute_with_args("SELECT count(*)::int4 FROM pg_catalog.pg_index"
-							  " WHERE indrelid = $1 AND indisready AND indislive",
+	if (SPI_execute_with_args("SELECT pg_catalog.count(*)::pg_catalog.int4 FROM pg_catalog.pg_index"
+							  " WHERE indrelid OPERATOR(pg_catalog.=) $1 AND indisready AND indislive",
 							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not count the indexes of relation %u", relid);
