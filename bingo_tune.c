@@ -17,12 +17,15 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/tuplestore.h"
 
 #include "bingo_tune.h"
@@ -282,4 +285,45 @@ bt_init_srf(FunctionCallInfo fcinfo)
 	rsinfo->setDesc = CreateTupleDescCopy(tupdesc);
 	MemoryContextSwitchTo(oldcxt);
 #endif
+}
+
+/*
+ * Run fn(arg) in a subtransaction of its own.  When fn returns, the
+ * subtransaction is committed if keep is true and rolled back otherwise,
+ * and the result is NULL.  When fn raises an error, the subtransaction is
+ * rolled back and the error is returned, copied into the caller's memory
+ * context: the caller decides which errors it reports and which it
+ * rethrows (ReThrowError).  Either way the caller's memory context and
+ * resource owner are current again on return.
+ */
+ErrorData *
+bt_run_caught(void (*fn) (void *arg), void *arg, bool keep)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		if (keep)
+			ReleaseCurrentSubTransaction();
+		else
+			RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_END_TRY();
+	return edata;
 }

@@ -42,6 +42,8 @@ extern bool bt_shmem_ready(void);
 extern void bt_require_preload(const char *what);
 /* set up a set-returning function's materialised result */
 extern void bt_init_srf(FunctionCallInfo fcinfo);
+/* run fn(arg) in a subtransaction; NULL, or the error it raised (caught) */
+extern ErrorData *bt_run_caught(void (*fn) (void *arg), void *arg, bool keep);
 
 /* ---- indexdef.c: index definitions ---- */
 
