@@ -118,6 +118,18 @@ typedef struct BtWantedIndex
  */
 extern List *bt_catalog_wanted_indexes(const char *only_statement);
 
+/* the owner of bingo_tune.watch (the extension's owner) */
+extern Oid	bt_catalog_owner(void);
+
+/*
+ * The only reader of bingo_tune.watch: its rows (List of BtWatched *, in
+ * priority then name order; only the one named only, if not NULL, an
+ * error if there is none), read as the catalog's owner with search_path
+ * pg_catalog, pg_temp, in the current memory context.  Rows whose indexes
+ * are NULL get the set derived from the live tables now.  Uses SPI.
+ */
+extern List *bt_catalog_read(const char *only);
+
 /* ---- queryid.c: matching statements the way pg_stat_statements does ---- */
 
 /*
@@ -357,6 +369,7 @@ typedef struct BtWatched
 	char	  **indexes;		/* definitions as stored */
 	int			nparams;
 	char	  **params;			/* sample values for $1, $2, ... */
+	int			priority;
 	bool		matched;		/* queryid computed */
 	uint64		queryid;
 	char	   *why;			/* why not, if not */

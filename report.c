@@ -4,7 +4,8 @@
  *		The budget report: report(), reset(), check(), before_after(), and
  *		the catalog pass that tells stats.c which statements to track.
  *
- * The catalog pass (bt_watch_sync) reads bingo_tune.watch, computes each
+ * The catalog pass (bt_watch_sync) reads bingo_tune.watch (through
+ * catalog.c's bt_catalog_read, the catalog's one reader), computes each
  * statement's queryid in this database (queryid.c), registers it with
  * stats.c and forgets entries whose statement left the catalog or whose
  * tables were recreated (new queryid).  It runs in report(), reset(),
@@ -129,8 +130,6 @@ static volatile sig_atomic_t bt_check_timed_out = false;
 
 /*---- Function declarations ----*/
 
-static char **bt_text_array(Datum arr, int *n);
-static List *bt_watch_read(const char *only);
 static List *bt_watch_sync(const char *only, bool prune);
 
 /*
@@ -158,150 +157,6 @@ static void bt_check_plan(BtCheck *c);
 static void bt_check_put_row(ReturnSetInfo *rsinfo, BtCheck *c);
 static void bt_check_one(ReturnSetInfo *rsinfo, BtWatched *w, int runs);
 
-/* C strings of a text[] (nulls become empty strings; the trigger refuses them) */
-static char **
-bt_text_array(Datum arr, int *n)
-{
-	Datum	   *elems;
-	bool	   *nulls;
-	char	  **out;
-
-	deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT,
-					  &elems, &nulls, n);
-	out = palloc(sizeof(char *) * Max(*n, 1));
-	for (int i = 0; i < *n; i++)
-		out[i] = nulls[i] ? pstrdup("") : TextDatumGetCString(elems[i]);
-	return out;
-}
-
-/*
- * The owner of bingo_tune.watch (the extension's owner).
- */
-static Oid
-bt_catalog_owner(void)
-{
-	Oid			nsp = get_namespace_oid(BT_SCHEMA, false);
-	Oid			relid = get_relname_relid("watch", nsp);
-	HeapTuple	tup;
-	Oid			owner;
-
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("table bingo_tune.watch does not exist"),
-				 errhint("Run CREATE EXTENSION bingo_tune CASCADE in this database.")));
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
-/*
- * Read the watch catalog (one row, or all in priority order) as the
- * catalog's owner.  The result is allocated in the caller's context.
- */
-static List *
-bt_watch_read(const char *only)
-{
-	MemoryContext outer = CurrentMemoryContext;
-	Oid			owner = bt_catalog_owner();
-	Oid			save_userid;
-	int			save_sec;
-	int			nestlevel;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
-	char		nulls[1] = {' '};
-	int			ret;
-	List	   *rows = NIL;
-	List	   *derived = NIL;
-	ListCell   *lc;
-
-	args[0] = only ? CStringGetTextDatum(only) : (Datum) 0;
-	if (only == NULL)
-		nulls[0] = 'n';
-
-	/*
-	 * As the owner, and with a search_path the caller cannot fill with
-	 * look-alike operators or functions.
-	 */
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-
-	/* not read-only: from the catalog's trigger, see the rows just written */
-	SPI_connect();
-	ret = SPI_execute_with_args("SELECT name, statement, schema,"
-								" extract(epoch FROM budget) * 1000, percentile,"
-								" indexes, params"
-								" FROM bingo_tune.watch"
-								" WHERE $1 IS NULL OR name = $1"
-								" ORDER BY priority, name",
-								1, argtypes, args, nulls, false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read bingo_tune.watch: %s", SPI_result_code_string(ret));
-
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	row = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		Datum		arr;
-		MemoryContext spicxt = MemoryContextSwitchTo(outer);
-		BtWatched  *w = palloc0(sizeof(BtWatched));
-
-		w->name = SPI_getvalue(row, desc, 1);
-		w->statement = SPI_getvalue(row, desc, 2);
-		w->schema = SPI_getvalue(row, desc, 3);
-		w->budget_ms = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
-														  SPI_getbinval(row, desc, 4, &isnull)));
-		w->percentile = DatumGetFloat8(SPI_getbinval(row, desc, 5, &isnull));
-		arr = SPI_getbinval(row, desc, 6, &isnull);
-		if (isnull)
-			derived = lappend(derived, w);
-		else
-			w->indexes = bt_text_array(arr, &w->nindexes);
-		w->params = bt_text_array(SPI_getbinval(row, desc, 7, &isnull), &w->nparams);
-		rows = lappend(rows, w);
-		MemoryContextSwitchTo(spicxt);
-	}
-	SPI_finish();
-
-	AtEOXact_GUC(false, nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec);
-
-	/*
-	 * Rows whose indexes are NULL: their set is derived from the live
-	 * tables, now, as the caller (derive() plans as the tables' owner).
-	 */
-	foreach(lc, derived)
-	{
-		BtWatched  *w = (BtWatched *) lfirst(lc);
-		List	   *defs = NIL;
-		ListCell   *lc2;
-		int			i = 0;
-
-		if (!bt_derive_in_progress())
-			defs = bt_derive_indexes(w->statement, w->schema, NULL);
-		w->nindexes = list_length(defs);
-		w->indexes = palloc(sizeof(char *) * Max(w->nindexes, 1));
-		foreach(lc2, defs)
-			w->indexes[i++] = (char *) lfirst(lc2);
-	}
-
-	if (only != NULL && rows == NIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("watched statement \"%s\" does not exist", only),
-				 errhint("SELECT name FROM bingo_tune.watch lists the watched statements.")));
-	return rows;
-}
-
 /*
  * The catalog pass: read every row, compute its queryid here, register it
  * for tracking and forget what left the catalog.  Returns the rows (only
@@ -313,7 +168,7 @@ bt_watch_read(const char *only)
 static List *
 bt_watch_sync(const char *only, bool prune)
 {
-	List	   *rows = bt_watch_read(NULL);
+	List	   *rows = bt_catalog_read(NULL);
 	List	   *result = NIL;
 	uint64	   *keep = palloc(sizeof(uint64) * Max(list_length(rows), 1));
 	int			nkeep = 0;
