@@ -18,7 +18,8 @@ OBJS = \
 	watcher.o \
 	stats.o \
 	report.o \
-	derive.o
+	derive.o \
+	hooks.o
 
 EXTENSION = bingo_tune
 # The version is written once, as default_version in bingo_tune.control;

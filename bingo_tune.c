@@ -181,6 +181,7 @@ _PG_init(void)
 
 	bt_watcher_register();
 	bt_stats_install_hooks();
+	bt_hooks_install();
 }
 
 /*

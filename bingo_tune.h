@@ -16,10 +16,12 @@
 
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "nodes/parsenodes.h"
 #include "nodes/pg_list.h"
+#include "nodes/plannodes.h"
 #include "storage/lwlock.h"
 
 #define BT_SCHEMA			"bingo_tune"
@@ -44,6 +46,11 @@ extern void bt_require_preload(const char *what);
 extern void bt_init_srf(FunctionCallInfo fcinfo);
 /* run fn(arg) in a subtransaction; NULL, or the error it raised (caught) */
 extern ErrorData *bt_run_caught(void (*fn) (void *arg), void *arg, bool keep);
+
+/* ---- hooks.c: the ProcessUtility hook and the transaction callback ---- */
+
+/* from _PG_init: install them */
+extern void bt_hooks_install(void);
 
 /* ---- indexdef.c: index definitions ---- */
 
@@ -262,8 +269,12 @@ extern int	bt_events_max;		/* rows kept in bingo_tune.events */
 extern Size bt_watcher_shmem_size(void);
 extern void bt_watcher_shmem_request(void);
 extern void bt_watcher_shmem_init(void);
-/* from _PG_init: register the launcher, install the utility hook */
+/* from _PG_init: register the launcher */
 extern void bt_watcher_register(void);
+/* before a utility statement runs: pause watchers in the way of database commands */
+extern void bt_watcher_utility(Node *parsetree);
+/* at a transaction's end: wake the launcher after CREATE EXTENSION commits */
+extern void bt_watcher_xact_end(XactEvent event);
 
 extern PGDLLEXPORT void bt_launcher_main(Datum main_arg);
 extern PGDLLEXPORT void bt_watcher_main(Datum main_arg);
@@ -326,6 +337,22 @@ extern void bt_stats_shmem_request(void);
 extern void bt_stats_shmem_init(void);
 /* from _PG_init: executor hooks and abort callbacks */
 extern void bt_stats_install_hooks(void);
+
+/* What stats.c noted of a utility statement before it ran. */
+typedef struct BtStatsUtility
+{
+	bool		nest;			/* raised the nesting level */
+	bool		toplevel;		/* a client's statement */
+	bool		changes_names;	/* DDL that may change queryids */
+	bool		finish_prepared;	/* COMMIT / ROLLBACK PREPARED publishing */
+} BtStatsUtility;
+
+/* the ProcessUtility hook's steps: before the statement, and after it (or its error) */
+extern void bt_stats_utility_start(Node *parsetree, BtStatsUtility *u);
+extern void bt_stats_utility_end(PlannedStmt *pstmt, const BtStatsUtility *u,
+								 bool completed);
+/* at a transaction's end: publish name changes, count a failed run */
+extern void bt_stats_xact_end(XactEvent event);
 
 /*
  * Track (dboid, queryid) as watched statement name; index_canonicals lists

@@ -191,7 +191,6 @@ static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ExecutorRun_hook_type prev_ExecutorRun = NULL;
 static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
-static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 /*---- Function declarations ----*/
 
@@ -205,12 +204,6 @@ static void bt_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction,
 #endif
 static void bt_ExecutorFinish(QueryDesc *queryDesc);
 static void bt_ExecutorEnd(QueryDesc *queryDesc);
-static void bt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
-							  bool readOnlyTree,
-							  ProcessUtilityContext context, ParamListInfo params,
-							  QueryEnvironment *queryEnv,
-							  DestReceiver *dest, QueryCompletion *qc);
-static void bt_xact_callback(XactEvent event, void *arg);
 static void bt_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								SubTransactionId parentSubid, void *arg);
 static void bt_release_callback(ResourceReleasePhase phase, bool isCommit,
@@ -1023,10 +1016,7 @@ bt_stats_install_hooks(void)
 	ExecutorFinish_hook = bt_ExecutorFinish;
 	prev_ExecutorEnd = ExecutorEnd_hook;
 	ExecutorEnd_hook = bt_ExecutorEnd;
-	prev_ProcessUtility = ProcessUtility_hook;
-	ProcessUtility_hook = bt_ProcessUtility;
 
-	RegisterXactCallback(bt_xact_callback, NULL);
 	RegisterSubXactCallback(bt_subxact_callback, NULL);
 	RegisterResourceReleaseCallback(bt_release_callback, NULL);
 	CacheRegisterSyscacheCallback(RELNAMENSP, bt_relname_changed, (Datum) 0);
@@ -1190,23 +1180,19 @@ bt_ExecutorEnd(QueryDesc *queryDesc)
 }
 
 /*
+ * Before a utility statement runs (the ProcessUtility hook in hooks.c).
  * Utility statements raise the nesting level, so that what a CALL, a DO
  * block, EXPLAIN ANALYZE or CREATE TABLE AS runs is not a top-level run.
  * EXECUTE is the exception, as in pg_stat_statements: the prepared
  * statement it runs is the client's statement.
  */
-static void
-bt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
-				  bool readOnlyTree,
-				  ProcessUtilityContext context, ParamListInfo params,
-				  QueryEnvironment *queryEnv,
-				  DestReceiver *dest, QueryCompletion *qc)
+void
+bt_stats_utility_start(Node *parsetree, BtStatsUtility *u)
 {
-	Node	   *parsetree = pstmt->utilityStmt;
-	bool		nest = !IsA(parsetree, ExecuteStmt);
-	bool		toplevel = (bt_nesting_level == 0);
-	bool		changes_names = bt_ddl_changes_names(parsetree);
-	bool		finish_prepared = false;
+	u->nest = !IsA(parsetree, ExecuteStmt);
+	u->toplevel = (bt_nesting_level == 0);
+	u->changes_names = bt_ddl_changes_names(parsetree);
+	u->finish_prepared = false;
 
 	/* COMMIT / ROLLBACK PREPARED publish another transaction's changes */
 	if (IsA(parsetree, TransactionStmt) &&
@@ -1214,34 +1200,30 @@ bt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		 ((TransactionStmt *) parsetree)->kind == TRANS_STMT_ROLLBACK_PREPARED))
 	{
 		bt_ddl_publish_begin();
-		finish_prepared = bt_ddl_publishing;
+		u->finish_prepared = bt_ddl_publishing;
 	}
 
-	if (nest)
+	if (u->nest)
 		bt_nesting_level++;
-	PG_TRY();
-	{
-		if (prev_ProcessUtility)
-			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-									params, queryEnv, dest, qc);
-		/* a watched statement may follow it in the same message */
-		if (toplevel)
-			bt_note_statement_end(pstmt);
-	}
-	PG_FINALLY();
-	{
-		if (nest)
-			bt_nesting_level--;
-		if (finish_prepared)
-			bt_ddl_publish_end();
-	}
-	PG_END_TRY();
+}
+
+/*
+ * After it ran (completed), or failed: undo what bt_stats_utility_start
+ * did.
+ */
+void
+bt_stats_utility_end(PlannedStmt *pstmt, const BtStatsUtility *u, bool completed)
+{
+	/* a watched statement may follow it in the same message */
+	if (completed && u->toplevel)
+		bt_note_statement_end(pstmt);
+	if (u->nest)
+		bt_nesting_level--;
+	if (u->finish_prepared)
+		bt_ddl_publish_end();
 
 	/* names may resolve differently now: here at once, elsewhere at commit */
-	if (changes_names)
+	if (completed && u->changes_names)
 	{
 		bt_sync_stale = true;
 		bt_ddl_in_xact = true;
@@ -1249,12 +1231,12 @@ bt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 }
 
 /*
- * A transaction ends.  On abort, the watched run in flight failed.  On
- * commit there should be none left (portals end before commit), but never
- * carry one over.
+ * A transaction ends (the transaction callback in hooks.c).  On abort, the
+ * watched run in flight failed.  On commit there should be none left
+ * (portals end before commit), but never carry one over.
  */
-static void
-bt_xact_callback(XactEvent event, void *arg)
+void
+bt_stats_xact_end(XactEvent event)
 {
 	/* publish a change of names: before it becomes visible, and after */
 	switch (event)
@@ -1266,7 +1248,7 @@ bt_xact_callback(XactEvent event, void *arg)
 			bt_ddl_in_xact = false;
 			break;
 		case XACT_EVENT_PREPARE:
-			/* made visible by COMMIT PREPARED, see bt_ProcessUtility */
+			/* made visible by COMMIT PREPARED, see bt_stats_utility_start */
 			bt_ddl_in_xact = false;
 			break;
 		default:
