@@ -209,7 +209,7 @@ bt_shmem_size(void)
 }
 
 /*
- * Ask for our shared memory and our LWLock tranche.
+ * Ask for our shared memory and our LWLock tranches.
  */
 static void
 bt_shmem_request(void)
@@ -219,7 +219,7 @@ bt_shmem_request(void)
 		prev_shmem_request_hook();
 #endif
 	RequestAddinShmemSpace(bt_shmem_size());
-	RequestNamedLWLockTranche("bingo_tune", 1);
+	RequestNamedLWLockTranche(BT_TRANCHE_BUILDER, 1);
 	bt_watcher_shmem_request();
 	bt_stats_shmem_request();
 }

@@ -33,6 +33,15 @@
 /* Concurrent builds the builder can track at once. */
 #define BT_MAX_BUILDS		8
 
+/*
+ * LWLock tranches, one per file that keeps state in shared memory, named
+ * "bingo_tune_<file>": the name pg_stat_activity shows as wait_event while
+ * a backend waits for that lock.
+ */
+#define BT_TRANCHE_BUILDER	"bingo_tune_builder"
+#define BT_TRANCHE_WATCHER	"bingo_tune_watcher"
+#define BT_TRANCHE_STATS	"bingo_tune_stats"
+
 /* ---- bingo_tune.c: GUCs and shared state ---- */
 
 extern int	bt_build_lock_timeout;	/* ms, 0 = wait for ever */

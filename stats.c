@@ -351,7 +351,7 @@ bt_stats_shmem_size(void)
 void
 bt_stats_shmem_request(void)
 {
-	RequestNamedLWLockTranche("bingo_tune_stats", 1);
+	RequestNamedLWLockTranche(BT_TRANCHE_STATS, 1);
 }
 
 /*
@@ -366,7 +366,7 @@ bt_stats_shmem_init(void)
 	bt_stats = ShmemInitStruct("bingo_tune stats", sizeof(BtStatsShared), &found);
 	if (!found)
 	{
-		bt_stats->lock = &(GetNamedLWLockTranche("bingo_tune_stats"))->lock;
+		bt_stats->lock = &(GetNamedLWLockTranche(BT_TRANCHE_STATS))->lock;
 		bt_stats->full_warned = false;
 		for (int i = 0; i < BT_FILTER_WORDS; i++)
 			pg_atomic_init_u64(&bt_stats->filter[i], 0);

@@ -43,7 +43,7 @@
  * 5 s for other backends to leave, which is plenty.
  *
  * Shared state (BtWatcherShared) is protected by one LWLock of our own
- * tranche "bingo_tune watcher": the launcher assigns slots (one per
+ * tranche "bingo_tune_watcher": the launcher assigns slots (one per
  * database, so at most one watcher per database; at most BT_MAX_WATCHERS
  * databases with a watcher at once); a watcher claims its slot
  * by writing its pid (refusing if another live watcher has it) and clears
@@ -228,7 +228,7 @@ bt_watcher_shmem_size(void)
 void
 bt_watcher_shmem_request(void)
 {
-	RequestNamedLWLockTranche("bingo_tune watcher", 1);
+	RequestNamedLWLockTranche(BT_TRANCHE_WATCHER, 1);
 }
 
 void
@@ -240,7 +240,7 @@ bt_watcher_shmem_init(void)
 	if (!found)
 	{
 		memset(bt_watcher, 0, sizeof(BtWatcherShared));
-		bt_watcher->lock = &(GetNamedLWLockTranche("bingo_tune watcher"))->lock;
+		bt_watcher->lock = &(GetNamedLWLockTranche(BT_TRANCHE_WATCHER))->lock;
 	}
 }
 
