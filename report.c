@@ -151,9 +151,10 @@ static bool bt_relations_walker(Node *node, void *context);
 static Query *bt_analyse_caught(BtWatched *w, Oid owner, char **why);
 static Oid	bt_check_role(BtWatched *w, char **why);
 static char *bt_check_error(ErrorData *edata);
-static void bt_check_prepare(BtCheck *c);
+static void bt_check_prepare(void *arg);
 static void bt_check_runs(BtCheck *c);
-static void bt_check_plan(BtCheck *c);
+static void bt_check_plan(void *arg);
+static void bt_check_step(BtCheck *c, void (*step) (void *arg), bool keep);
 static void bt_check_put_row(ReturnSetInfo *rsinfo, BtCheck *c);
 static void bt_check_one(ReturnSetInfo *rsinfo, BtWatched *w, int runs);
 
@@ -305,6 +306,22 @@ bt_put_ms(Datum *values, bool *nulls, int *i, double ms)
 {
 	nulls[*i] = (ms < 0);
 	values[(*i)++] = Float8GetDatum(ms < 0 ? 0 : bt_round_ms(ms));
+}
+
+/*
+ * The next seven columns of a before_after() row: one period's calls,
+ * failed, p50_ms, p90_ms, p99_ms, mean_ms and max_ms.
+ */
+static void
+bt_put_period(Datum *values, bool *nulls, int *i, const BtLatencySummary *sum)
+{
+	values[(*i)++] = Int64GetDatum(sum->calls);
+	values[(*i)++] = Int64GetDatum(sum->failed);
+	bt_put_ms(values, nulls, i, sum->p50_ms);
+	bt_put_ms(values, nulls, i, sum->p90_ms);
+	bt_put_ms(values, nulls, i, sum->p99_ms);
+	bt_put_ms(values, nulls, i, sum->mean_ms);
+	bt_put_ms(values, nulls, i, sum->max_ms);
 }
 
 /*
@@ -478,21 +495,9 @@ bt_before_after(PG_FUNCTION_ARGS)
 		values[i++] = CStringGetTextDatum(w->name);
 		values[i++] = CStringGetTextDatum(snap->built);
 		values[i++] = TimestampTzGetDatum(snap->built_at);
-		values[i++] = Int64GetDatum(before->calls);
-		values[i++] = Int64GetDatum(before->failed);
-		bt_put_ms(values, nulls, &i, before->p50_ms);
-		bt_put_ms(values, nulls, &i, before->p90_ms);
-		bt_put_ms(values, nulls, &i, before->p99_ms);
-		bt_put_ms(values, nulls, &i, before->mean_ms);
-		bt_put_ms(values, nulls, &i, before->max_ms);
+		bt_put_period(values, nulls, &i, before);
 		values[i++] = TimestampTzGetDatum(before->since);
-		values[i++] = Int64GetDatum(after.calls);
-		values[i++] = Int64GetDatum(after.failed);
-		bt_put_ms(values, nulls, &i, after.p50_ms);
-		bt_put_ms(values, nulls, &i, after.p90_ms);
-		bt_put_ms(values, nulls, &i, after.p99_ms);
-		bt_put_ms(values, nulls, &i, after.mean_ms);
-		bt_put_ms(values, nulls, &i, after.max_ms);
+		bt_put_period(values, nulls, &i, &after);
 		values[i++] = CStringGetTextDatum(psprintf("%s: p50 %s -> %s, p90 %s -> %s, failed %lld -> %lld",
 												   w->name,
 												   bt_fmt_ms(before->p50_ms), bt_fmt_ms(after.p50_ms),
@@ -774,7 +779,7 @@ bt_check_error(ErrorData *edata)
 
 /* in a subtransaction: infer the parameter types, convert the sample values */
 static void
-bt_check_prepare_step(void *arg)
+bt_check_prepare(void *arg)
 {
 	BtCheck    *c = (BtCheck *) arg;
 
@@ -784,16 +789,6 @@ bt_check_prepare_step(void *arg)
 	if (c->plan == NULL)
 		elog(ERROR, "could not prepare watched statement \"%s\": %s",
 			 c->w->name, SPI_result_code_string(SPI_result));
-}
-
-/* prepare the statement; a failure becomes the row's error */
-static void
-bt_check_prepare(BtCheck *c)
-{
-	ErrorData  *edata = bt_run_caught(bt_check_prepare_step, c, true);
-
-	if (edata != NULL)
-		c->error = bt_check_error(edata);
 }
 
 /* stop check()'s timer and the clock of the run started at start */
@@ -879,7 +874,7 @@ bt_check_runs(BtCheck *c)
 
 /* in a subtransaction: plan for the sample values, note the indexes used */
 static void
-bt_check_plan_step(void *arg)
+bt_check_plan(void *arg)
 {
 	BtCheck    *c = (BtCheck *) arg;
 	const char *sql = c->w->statement;
@@ -911,11 +906,14 @@ bt_check_plan_step(void *arg)
 	c->plan_oids = oids;
 }
 
-/* which indexes the plan for the sample values uses */
+/*
+ * Run one of check()'s steps (bt_check_prepare, bt_check_plan) in a
+ * subtransaction, kept or rolled back; its error becomes the row's.
+ */
 static void
-bt_check_plan(BtCheck *c)
+bt_check_step(BtCheck *c, void (*step) (void *arg), bool keep)
 {
-	ErrorData  *edata = bt_run_caught(bt_check_plan_step, c, false);
+	ErrorData  *edata = bt_run_caught(step, c, keep);
 
 	if (edata != NULL)
 		c->error = bt_check_error(edata);
@@ -1059,11 +1057,12 @@ bt_check_one(ReturnSetInfo *rsinfo, BtWatched *w, int runs)
 		SetUserIdAndSecContext(runas, save_sec | SECURITY_LOCAL_USERID_CHANGE |
 							   SECURITY_RESTRICTED_OPERATION);
 
+	/* prepared plan kept for the runs; the inspection's plan rolled back */
 	if (c.error == NULL)
-		bt_check_prepare(&c);
+		bt_check_step(&c, bt_check_prepare, true);
 	bt_check_runs(&c);
 	if (c.error == NULL)
-		bt_check_plan(&c);
+		bt_check_step(&c, bt_check_plan, false);
 
 	SetUserIdAndSecContext(save_userid, save_sec);
 	AtEOXact_GUC(false, nestlevel);
