@@ -903,6 +903,37 @@ bt_sync_needed(void)
 }
 
 /*
+ * In bt_sync_if_stale's subtransaction: the catalog pass, if bingo_tune is
+ * installed here.  *complete is cleared when a table was locked.
+ */
+static void
+bt_sync_step(void *arg)
+{
+	bool	   *complete = (bool *) arg;
+	const char *lock_msg = _("canceling statement due to lock timeout");
+	ListCell   *lc;
+
+	/* catalog changes published up to gen are visible from here on */
+	AcceptInvalidationMessages();
+	if (!OidIsValid(get_extension_oid("bingo_tune", true)))
+		return;
+
+	/* never hold the client's statement up for long */
+	(void) set_config_option("lock_timeout",
+							 CppAsString2(BT_LAZY_LOCK_TIMEOUT_MS),
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+	foreach(lc, bt_stats_sync_register())
+	{
+		BtWatched  *w = lfirst(lc);
+
+		/* its table is locked right now: try again next time */
+		if (!w->matched && w->why != NULL && strcmp(w->why, lock_msg) == 0)
+			*complete = false;
+	}
+}
+
+/*
  * Run the catalog pass from a client's top-level statement, before its run
  * is noted, when the names may have changed since this backend (or anyone
  * in this database) last did.  Safe in any statement: it runs in a
@@ -920,10 +951,9 @@ bt_sync_if_stale(void)
 	uint64		gen;
 	bool		inflight;
 	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
 	MemoryContext cxt;
-	volatile bool complete = true;
-	ErrorData  *volatile failure = NULL;
+	bool		complete = true;
+	ErrorData  *failure;
 
 	pg_read_barrier();
 	inflight = pg_atomic_read_u32(&bt_stats->ddl_inflight[slot]) != 0;
@@ -933,44 +963,10 @@ bt_sync_if_stale(void)
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "bingo_tune sync",
 								ALLOCSET_DEFAULT_SIZES);
 	bt_nesting_level++;
-	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		/* catalog changes published up to gen are visible from here on */
-		AcceptInvalidationMessages();
-		if (OidIsValid(get_extension_oid("bingo_tune", true)))
-		{
-			const char *lock_msg = _("canceling statement due to lock timeout");
-			ListCell   *lc;
-
-			/* never hold the client's statement up for long */
-			(void) set_config_option("lock_timeout",
-									 CppAsString2(BT_LAZY_LOCK_TIMEOUT_MS),
-									 PGC_USERSET, PGC_S_SESSION,
-									 GUC_ACTION_LOCAL, true, 0, false);
-			foreach(lc, bt_stats_sync_register())
-			{
-				BtWatched  *w = lfirst(lc);
-
-				/* its table is locked right now: try again next time */
-				if (!w->matched && w->why != NULL && strcmp(w->why, lock_msg) == 0)
-					complete = false;
-			}
-		}
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		failure = CopyErrorData();
-		FlushErrorState();
-	}
-	PG_END_TRY();
-
-	/* roll back: locks and GUCs go, the registrations in shmem stay */
-	RollbackAndReleaseCurrentSubTransaction();
+	/* rolled back: locks and GUCs go, the registrations in shmem stay */
+	failure = bt_run_caught(bt_sync_step, &complete, false);
 	MemoryContextSwitchTo(oldcxt);
-	CurrentResourceOwner = oldowner;
 	bt_nesting_level--;
 
 	if (failure != NULL)
