@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * bingo_tune.c
- *		Module entry point: GUC variables, shared memory, preload checks.
+ *		Module entry point: GUC variables, shared memory, preload checks,
+ *		and the helpers every file uses.
  *
  * bingo_tune must be loaded through shared_preload_libraries: the index
  * builder keeps its slots in shared memory, so that a build started by
@@ -10,8 +11,13 @@
  * hint when the module was loaded any other way.
  *
  * Shared memory is one fixed-size block, sized in _PG_init; each concern
- * (today the builder) says how much it needs and initialises its part in
- * the shmem_startup hook, under AddinShmemInitLock.
+ * (the builder, the watchers, the histograms) says how much it needs and
+ * initialises its part in the shmem_startup hook, under AddinShmemInitLock.
+ *
+ * Two helpers every file may use live here too: bt_init_srf sets up a
+ * set-returning function's result, and bt_run_caught runs a step in a
+ * subtransaction and hands back its error, the one place that writes that
+ * try/catch.
  *
  *-------------------------------------------------------------------------
  */
