@@ -4,10 +4,16 @@
  *		Declarations shared by the files of the bingo_tune extension.
  *
  * Each .c file owns one concern; this header is the only place where they
- * meet.  bingo_tune.c owns _PG_init, the GUCs and the shared memory layout;
- * indexdef.c parses and judges index definitions; catalog.c reads the watch
- * catalog; builder.c runs CREATE INDEX CONCURRENTLY in dynamic background
- * workers; apply.c is the SQL face of the builder (advise, apply).
+ * meet, and it declares each function under the banner of the file that
+ * defines it, in this order: bingo_tune.c owns _PG_init, the GUCs, the
+ * shared memory layout and the shared helpers; hooks.c the ProcessUtility
+ * hook and the transaction callback; indexdef.c parses and judges index
+ * definitions; catalog.c reads (alone) and checks the watch catalog;
+ * queryid.c computes a watched statement's queryid; derive.c derives index
+ * sets; builder.c runs CREATE INDEX CONCURRENTLY in dynamic background
+ * workers; watcher.c runs the launcher and the watchers; stats.c keeps the
+ * latency histograms; report.c the budget report and the catalog pass.
+ * apply.c, the SQL face of the builder (advise, apply), exports nothing.
  *
  *-------------------------------------------------------------------------
  */
@@ -42,10 +48,18 @@
 #define BT_TRANCHE_WATCHER	"bingo_tune_watcher"
 #define BT_TRANCHE_STATS	"bingo_tune_stats"
 
-/* ---- bingo_tune.c: GUCs and shared state ---- */
+/* ---- bingo_tune.c: GUCs, shared state, shared helpers ---- */
 
+/* GUCs: the builder's (builder.c) */
 extern int	bt_build_lock_timeout;	/* ms, 0 = wait for ever */
 extern int	bt_build_maintenance_work_mem;	/* kB, -1 = server's */
+/* the watchers' (watcher.c) */
+extern int	bt_naptime;			/* s, between watcher passes */
+extern int	bt_min_running;		/* ms, a run in progress counts after this */
+extern int	bt_mode;			/* BtMode (watcher.c) */
+extern int	bt_events_max;		/* rows kept in bingo_tune.events */
+/* the histograms' (stats.c) */
+extern int	bt_max_watched;		/* statements tracked in shared memory */
 
 /* true once shared memory was set up by shared_preload_libraries */
 extern bool bt_shmem_ready(void);
@@ -125,6 +139,27 @@ typedef struct BtWantedIndex
 	List	   *statements;		/* watch names (char *), catalog order */
 	int			priority;		/* lowest priority of those statements */
 } BtWantedIndex;
+
+/*
+ * One row of bingo_tune.watch (bt_catalog_read); the catalog pass
+ * (report.c) fills in its queryid here and now.
+ */
+typedef struct BtWatched
+{
+	char	   *name;
+	char	   *statement;
+	char	   *schema;
+	double		budget_ms;
+	double		percentile;
+	int			nindexes;
+	char	  **indexes;		/* definitions as stored */
+	int			nparams;
+	char	  **params;			/* sample values for $1, $2, ... */
+	int			priority;
+	bool		matched;		/* queryid computed */
+	uint64		queryid;
+	char	   *why;			/* why not, if not */
+} BtWatched;
 
 /*
  * Read the catalog in the current database and return its distinct wanted
@@ -269,12 +304,6 @@ typedef enum BtMode
 	BT_MODE_OFF					/* do nothing */
 } BtMode;
 
-/* GUCs, defined in bingo_tune.c */
-extern int	bt_naptime;			/* s, between watcher passes */
-extern int	bt_min_running;		/* ms, a run in progress counts after this */
-extern int	bt_mode;			/* BtMode */
-extern int	bt_events_max;		/* rows kept in bingo_tune.events */
-
 extern Size bt_watcher_shmem_size(void);
 extern void bt_watcher_shmem_request(void);
 extern void bt_watcher_shmem_init(void);
@@ -288,7 +317,7 @@ extern void bt_watcher_xact_end(XactEvent event);
 extern PGDLLEXPORT void bt_launcher_main(Datum main_arg);
 extern PGDLLEXPORT void bt_watcher_main(Datum main_arg);
 
-/* ---- stats.c / report.c: latency histograms and the budget report ---- */
+/* ---- stats.c: latency histograms in shared memory, executor hooks ---- */
 
 /*
  * Latency histogram: bucket 0 holds runs under BT_HIST_MIN_MS, buckets 1 ..
@@ -338,8 +367,6 @@ typedef struct BtStatsSnapshot
 	TimestampTz built_at;
 	char		built[BT_BUILT_MAXLEN]; /* the index(es) built then */
 } BtStatsSnapshot;
-
-extern int	bt_max_watched;		/* GUC, defined in bingo_tune.c */
 
 extern Size bt_stats_shmem_size(void);
 extern void bt_stats_shmem_request(void);
@@ -393,23 +420,7 @@ extern void bt_hist_merge(BtHistogram *dst, const BtHistogram *src);
 extern void bt_hist_summarize(const BtHistogram *done, const BtHistogram *failed,
 							  BtLatencySummary *sum);
 
-/* One row of bingo_tune.watch, with its queryid here and now. */
-typedef struct BtWatched
-{
-	char	   *name;
-	char	   *statement;
-	char	   *schema;
-	double		budget_ms;
-	double		percentile;
-	int			nindexes;
-	char	  **indexes;		/* definitions as stored */
-	int			nparams;
-	char	  **params;			/* sample values for $1, $2, ... */
-	int			priority;
-	bool		matched;		/* queryid computed */
-	uint64		queryid;
-	char	   *why;			/* why not, if not */
-} BtWatched;
+/* ---- report.c: the budget report and the catalog pass ---- */
 
 /*
  * Register every watched statement of the current database whose queryid
@@ -420,6 +431,7 @@ typedef struct BtWatched
  * it returns, so runs are tracked from the moment the app's tables exist.
  */
 extern List *bt_stats_sync(void);
+/* the same from a client's statement (stats.c): registers, forgets nothing */
 extern List *bt_stats_sync_register(void);
 
 #endif							/* BINGO_TUNE_H */
