@@ -19,7 +19,8 @@ OBJS = \
 	stats.o \
 	report.o \
 	derive.o \
-	discover.o
+	discover.o \
+	hooks.o
 
 EXTENSION = bingo_tune
 # The version is written once, as default_version in bingo_tune.control;

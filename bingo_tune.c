@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * bingo_tune.c
- *		Module entry point: GUC variables, shared memory, preload checks.
+ *		Module entry point: GUC variables, shared memory, preload checks,
+ *		and the helpers every file uses.
  *
  * bingo_tune must be loaded through shared_preload_libraries: the index
  * builder keeps its slots in shared memory, so that a build started by
@@ -10,19 +11,27 @@
  * hint when the module was loaded any other way.
  *
  * Shared memory is one fixed-size block, sized in _PG_init; each concern
- * (today the builder) says how much it needs and initialises its part in
- * the shmem_startup hook, under AddinShmemInitLock.
+ * (the builder, the watchers, the histograms) says how much it needs and
+ * initialises its part in the shmem_startup hook, under AddinShmemInitLock.
+ *
+ * Two helpers every file may use live here too: bt_init_srf sets up a
+ * set-returning function's result, and bt_run_caught runs a step in a
+ * subtransaction and hands back its error, the one place that writes that
+ * try/catch.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/tuplestore.h"
 
 #include "bingo_tune.h"
@@ -180,6 +189,7 @@ _PG_init(void)
 
 	bt_watcher_register();
 	bt_stats_install_hooks();
+	bt_hooks_install();
 }
 
 /*
@@ -207,7 +217,7 @@ bt_shmem_size(void)
 }
 
 /*
- * Ask for our shared memory and our LWLock tranche.
+ * Ask for our shared memory and our LWLock tranches.
  */
 static void
 bt_shmem_request(void)
@@ -217,7 +227,7 @@ bt_shmem_request(void)
 		prev_shmem_request_hook();
 #endif
 	RequestAddinShmemSpace(bt_shmem_size());
-	RequestNamedLWLockTranche("bingo_tune", 1);
+	RequestNamedLWLockTranche(BT_TRANCHE_BUILDER, 1);
 	bt_watcher_shmem_request();
 	bt_stats_shmem_request();
 }
@@ -284,4 +294,45 @@ bt_init_srf(FunctionCallInfo fcinfo)
 	rsinfo->setDesc = CreateTupleDescCopy(tupdesc);
 	MemoryContextSwitchTo(oldcxt);
 #endif
+}
+
+/*
+ * Run fn(arg) in a subtransaction of its own.  When fn returns, the
+ * subtransaction is committed if keep is true and rolled back otherwise,
+ * and the result is NULL.  When fn raises an error, the subtransaction is
+ * rolled back and the error is returned, copied into the caller's memory
+ * context: the caller decides which errors it reports and which it
+ * rethrows (ReThrowError).  Either way the caller's memory context and
+ * resource owner are current again on return.
+ */
+ErrorData *
+bt_run_caught(void (*fn) (void *arg), void *arg, bool keep)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		if (keep)
+			ReleaseCurrentSubTransaction();
+		else
+			RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_END_TRY();
+	return edata;
 }

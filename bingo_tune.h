@@ -4,10 +4,16 @@
  *		Declarations shared by the files of the bingo_tune extension.
  *
  * Each .c file owns one concern; this header is the only place where they
- * meet.  bingo_tune.c owns _PG_init, the GUCs and the shared memory layout;
- * indexdef.c parses and judges index definitions; catalog.c reads the watch
- * catalog; builder.c runs CREATE INDEX CONCURRENTLY in dynamic background
- * workers; apply.c is the SQL face of the builder (advise, apply).
+ * meet, and it declares each function under the banner of the file that
+ * defines it, in this order: bingo_tune.c owns _PG_init, the GUCs, the
+ * shared memory layout and the shared helpers; hooks.c the ProcessUtility
+ * hook and the transaction callback; indexdef.c parses and judges index
+ * definitions; catalog.c reads (alone) and checks the watch catalog;
+ * queryid.c computes a watched statement's queryid; derive.c derives index
+ * sets; builder.c runs CREATE INDEX CONCURRENTLY in dynamic background
+ * workers; watcher.c runs the launcher and the watchers; stats.c keeps the
+ * latency histograms; report.c the budget report and the catalog pass.
+ * apply.c, the SQL face of the builder (advise, apply), exports nothing.
  *
  *-------------------------------------------------------------------------
  */
@@ -16,10 +22,12 @@
 
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "nodes/parsenodes.h"
 #include "nodes/pg_list.h"
+#include "nodes/plannodes.h"
 #include "storage/lwlock.h"
 
 #define BT_SCHEMA			"bingo_tune"
@@ -31,10 +39,27 @@
 /* Concurrent builds the builder can track at once. */
 #define BT_MAX_BUILDS		8
 
-/* ---- bingo_tune.c: GUCs and shared state ---- */
+/*
+ * LWLock tranches, one per file that keeps state in shared memory, named
+ * "bingo_tune_<file>": the name pg_stat_activity shows as wait_event while
+ * a backend waits for that lock.
+ */
+#define BT_TRANCHE_BUILDER	"bingo_tune_builder"
+#define BT_TRANCHE_WATCHER	"bingo_tune_watcher"
+#define BT_TRANCHE_STATS	"bingo_tune_stats"
 
+/* ---- bingo_tune.c: GUCs, shared state, shared helpers ---- */
+
+/* GUCs: the builder's (builder.c) */
 extern int	bt_build_lock_timeout;	/* ms, 0 = wait for ever */
 extern int	bt_build_maintenance_work_mem;	/* kB, -1 = server's */
+/* the watchers' (watcher.c) */
+extern int	bt_naptime;			/* s, between watcher passes */
+extern int	bt_min_running;		/* ms, a run in progress counts after this */
+extern int	bt_mode;			/* BtMode (watcher.c) */
+extern int	bt_events_max;		/* rows kept in bingo_tune.events */
+/* the histograms' (stats.c) */
+extern int	bt_max_watched;		/* statements tracked in shared memory */
 
 /* true once shared memory was set up by shared_preload_libraries */
 extern bool bt_shmem_ready(void);
@@ -42,6 +67,13 @@ extern bool bt_shmem_ready(void);
 extern void bt_require_preload(const char *what);
 /* set up a set-returning function's materialised result */
 extern void bt_init_srf(FunctionCallInfo fcinfo);
+/* run fn(arg) in a subtransaction; NULL, or the error it raised (caught) */
+extern ErrorData *bt_run_caught(void (*fn) (void *arg), void *arg, bool keep);
+
+/* ---- hooks.c: the ProcessUtility hook and the transaction callback ---- */
+
+/* from _PG_init: install them */
+extern void bt_hooks_install(void);
 
 /* ---- indexdef.c: index definitions ---- */
 
@@ -109,12 +141,45 @@ typedef struct BtWantedIndex
 } BtWantedIndex;
 
 /*
+ * One row of bingo_tune.watch (bt_catalog_read); the catalog pass
+ * (report.c) fills in its queryid here and now.
+ */
+typedef struct BtWatched
+{
+	char	   *name;
+	char	   *statement;
+	char	   *schema;
+	double		budget_ms;
+	double		percentile;
+	int			nindexes;
+	char	  **indexes;		/* definitions as stored */
+	int			nparams;
+	char	  **params;			/* sample values for $1, $2, ... */
+	int			priority;
+	bool		matched;		/* queryid computed */
+	uint64		queryid;
+	char	   *why;			/* why not, if not */
+} BtWatched;
+
+/*
  * Read the catalog in the current database and return its distinct wanted
  * indexes (List of BtWantedIndex *), most urgent first, allocated in the
  * current memory context.  If only_statement is not NULL, only the indexes
  * of that watched statement.  Needs a transaction; uses SPI.
  */
 extern List *bt_catalog_wanted_indexes(const char *only_statement);
+
+/* the owner of bingo_tune.watch (the extension's owner) */
+extern Oid	bt_catalog_owner(void);
+
+/*
+ * The only reader of bingo_tune.watch: its rows (List of BtWatched *, in
+ * priority then name order; only the one named only, if not NULL, an
+ * error if there is none), read as the catalog's owner with search_path
+ * pg_catalog, pg_temp, in the current memory context.  Rows whose indexes
+ * are NULL get the set derived from the live tables now.  Uses SPI.
+ */
+extern List *bt_catalog_read(const char *only);
 
 /* ---- queryid.c: matching statements the way pg_stat_statements does ---- */
 
@@ -244,17 +309,15 @@ typedef enum BtMode
 	BT_MODE_OFF					/* do nothing */
 } BtMode;
 
-/* GUCs, defined in bingo_tune.c */
-extern int	bt_naptime;			/* s, between watcher passes */
-extern int	bt_min_running;		/* ms, a run in progress counts after this */
-extern int	bt_mode;			/* BtMode */
-extern int	bt_events_max;		/* rows kept in bingo_tune.events */
-
 extern Size bt_watcher_shmem_size(void);
 extern void bt_watcher_shmem_request(void);
 extern void bt_watcher_shmem_init(void);
-/* from _PG_init: register the launcher, install the utility hook */
+/* from _PG_init: register the launcher */
 extern void bt_watcher_register(void);
+/* before a utility statement runs: pause watchers in the way of database commands */
+extern void bt_watcher_utility(Node *parsetree);
+/* at a transaction's end: wake the launcher after CREATE EXTENSION commits */
+extern void bt_watcher_xact_end(XactEvent event);
 
 extern PGDLLEXPORT void bt_launcher_main(Datum main_arg);
 extern PGDLLEXPORT void bt_watcher_main(Datum main_arg);
@@ -275,7 +338,7 @@ extern void bt_discover_init(void);
 /* the end of a watcher pass, outside any transaction */
 extern void bt_discover_pass(void);
 
-/* ---- stats.c / report.c: latency histograms and the budget report ---- */
+/* ---- stats.c: latency histograms in shared memory, executor hooks ---- */
 
 /*
  * Latency histogram: bucket 0 holds runs under BT_HIST_MIN_MS, buckets 1 ..
@@ -326,13 +389,27 @@ typedef struct BtStatsSnapshot
 	char		built[BT_BUILT_MAXLEN]; /* the index(es) built then */
 } BtStatsSnapshot;
 
-extern int	bt_max_watched;		/* GUC, defined in bingo_tune.c */
-
 extern Size bt_stats_shmem_size(void);
 extern void bt_stats_shmem_request(void);
 extern void bt_stats_shmem_init(void);
 /* from _PG_init: executor hooks and abort callbacks */
 extern void bt_stats_install_hooks(void);
+
+/* What stats.c noted of a utility statement before it ran. */
+typedef struct BtStatsUtility
+{
+	bool		nest;			/* raised the nesting level */
+	bool		toplevel;		/* a client's statement */
+	bool		changes_names;	/* DDL that may change queryids */
+	bool		finish_prepared;	/* COMMIT / ROLLBACK PREPARED publishing */
+} BtStatsUtility;
+
+/* the ProcessUtility hook's steps: before the statement, and after it (or its error) */
+extern void bt_stats_utility_start(Node *parsetree, BtStatsUtility *u);
+extern void bt_stats_utility_end(PlannedStmt *pstmt, const BtStatsUtility *u,
+								 bool completed);
+/* at a transaction's end: publish name changes, count a failed run */
+extern void bt_stats_xact_end(XactEvent event);
 
 /*
  * Track (dboid, queryid) as watched statement name; index_canonicals lists
@@ -364,22 +441,7 @@ extern void bt_hist_merge(BtHistogram *dst, const BtHistogram *src);
 extern void bt_hist_summarize(const BtHistogram *done, const BtHistogram *failed,
 							  BtLatencySummary *sum);
 
-/* One row of bingo_tune.watch, with its queryid here and now. */
-typedef struct BtWatched
-{
-	char	   *name;
-	char	   *statement;
-	char	   *schema;
-	double		budget_ms;
-	double		percentile;
-	int			nindexes;
-	char	  **indexes;		/* definitions as stored */
-	int			nparams;
-	char	  **params;			/* sample values for $1, $2, ... */
-	bool		matched;		/* queryid computed */
-	uint64		queryid;
-	char	   *why;			/* why not, if not */
-} BtWatched;
+/* ---- report.c: the budget report and the catalog pass ---- */
 
 /*
  * Register every watched statement of the current database whose queryid
@@ -390,6 +452,7 @@ typedef struct BtWatched
  * it returns, so runs are tracked from the moment the app's tables exist.
  */
 extern List *bt_stats_sync(void);
+/* the same from a client's statement (stats.c): registers, forgets nothing */
 extern List *bt_stats_sync_register(void);
 
 #endif							/* BINGO_TUNE_H */

@@ -193,7 +193,7 @@ bt_builder_shmem_init(void)
 	if (!found)
 	{
 		memset(bt_builder, 0, sizeof(BtBuilderShared));
-		bt_builder->lock = &(GetNamedLWLockTranche("bingo_tune"))->lock;
+		bt_builder->lock = &(GetNamedLWLockTranche(BT_TRANCHE_BUILDER))->lock;
 	}
 }
 

@@ -9,26 +9,45 @@
  * check statements and index definitions with the same parser the builder
  * uses, so a row that is stored is a row the builder can act on.
  *
+ * This file is the only reader of the catalog: bt_catalog_read() returns
+ * its rows, read as the catalog's owner (the extension's owner) with
+ * search_path pg_catalog, pg_temp, so that no look-alike operator or
+ * function the caller put on its path stands in for ours, and so that a
+ * role granted EXECUTE on report() without being a member of
+ * pg_read_all_stats sees the figures.
+ * A row whose indexes are NULL gets the set derive() gives its statement
+ * from the live tables, derived as the caller (derive() plans as the
+ * tables' owner).
+ *
  * bt_catalog_wanted_indexes() turns the rows into the list of distinct
  * indexes they want: one entry per canonical definition, listing every
  * statement it serves, so an index that serves two statements is built
- * once.
+ * once.  Its callers (advise(), apply(), the watcher, derive()) must be
+ * allowed to read the catalog themselves.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "common/keywords.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
 #include "parser/scanner.h"
 /* after scanner.h, whose types it uses */
 #include "parser/gram.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "bingo_tune.h"
 
@@ -163,110 +182,213 @@ bt_statement_check(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* C strings of a text[] (nulls become empty strings; the trigger refuses them) */
+static char **
+bt_text_array(Datum arr, int *n)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	char	  **out;
+
+	deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, n);
+	out = palloc(sizeof(char *) * Max(*n, 1));
+	for (int i = 0; i < *n; i++)
+		out[i] = nulls[i] ? pstrdup("") : TextDatumGetCString(elems[i]);
+	return out;
+}
+
 /*
- * Read the catalog and return its distinct wanted indexes, most urgent
- * first (lowest priority, then catalog name order).
+ * The owner of bingo_tune.watch (the extension's owner).
+ */
+Oid
+bt_catalog_owner(void)
+{
+	Oid			nsp = get_namespace_oid(BT_SCHEMA, false);
+	Oid			relid = get_relname_relid("watch", nsp);
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table bingo_tune.watch does not exist"),
+				 errhint("Run CREATE EXTENSION bingo_tune CASCADE in this database.")));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * A row whose indexes are NULL: its set is derived from the live tables,
+ * now, as the caller (derive() plans as the tables' owner); none while a
+ * derivation runs.
+ */
+static void
+bt_catalog_derive(BtWatched *w)
+{
+	List	   *defs = NIL;
+	ListCell   *lc;
+	int			i = 0;
+
+	if (!bt_derive_in_progress())
+		defs = bt_derive_indexes(w->statement, w->schema, NULL);
+	w->nindexes = list_length(defs);
+	w->indexes = palloc(sizeof(char *) * Max(w->nindexes, 1));
+	foreach(lc, defs)
+		w->indexes[i++] = (char *) lfirst(lc);
+}
+
+/*
+ * Read the watch catalog (one row, or all in priority order) as the
+ * catalog's owner.  The result is allocated in the caller's context.
  */
 List *
-bt_catalog_wanted_indexes(const char *only_statement)
+bt_catalog_read(const char *only)
 {
-	MemoryContext callercxt = CurrentMemoryContext;
-	List	   *result = NIL;
+	MemoryContext outer = CurrentMemoryContext;
+	Oid			owner = bt_catalog_owner();
+	Oid			save_userid;
+	int			save_sec;
+	int			nestlevel;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
 	char		nulls[1] = {' '};
 	int			ret;
-	SPITupleTable *tuptable;
-	uint64		nrows;
+	List	   *rows = NIL;
+	List	   *derived = NIL;
+	ListCell   *lc;
 
-	args[0] = only_statement ? CStringGetTextDatum(only_statement) : (Datum) 0;
-	if (only_statement == NULL)
+	args[0] = only ? CStringGetTextDatum(only) : (Datum) 0;
+	if (only == NULL)
 		nulls[0] = 'n';
 
 	/*
-	 * Runs with the caller's search_path (advise(), apply()): the operator
-	 * is named with its schema, so that none the caller's path reaches
-	 * first can stand in for it.
+	 * As the owner, and with a search_path the caller cannot fill with
+	 * look-alike operators or functions.
 	 */
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+
+	/* not read-only: from the catalog's trigger, see the rows just written */
 	SPI_connect();
-	ret = SPI_execute_with_args("SELECT name, schema, indexes, priority, statement"
+	ret = SPI_execute_with_args("SELECT name, statement, schema,"
+								" extract(epoch FROM budget) * 1000, percentile,"
+								" indexes, params, priority"
 								" FROM bingo_tune.watch"
-								" WHERE $1 IS NULL OR name OPERATOR(pg_catalog.=) $1"
+								" WHERE $1 IS NULL OR name = $1"
 								" ORDER BY priority, name",
-								1, argtypes, args, nulls, true, 0);
+								1, argtypes, args, nulls, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read bingo_tune.watch: %s", SPI_result_code_string(ret));
 
-	if (only_statement != NULL && SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("no watched statement named \"%s\"", only_statement),
-				 errhint("SELECT name FROM bingo_tune.watch lists them.")));
-
-	/* kept apart: deriving a row below uses SPI too */
-	tuptable = SPI_tuptable;
-	nrows = SPI_processed;
-	for (uint64 row = 0; row < nrows; row++)
+	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		HeapTuple	tup = tuptable->vals[row];
-		TupleDesc	desc = tuptable->tupdesc;
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
-		char	   *name = SPI_getvalue(tup, desc, 1);
-		char	   *schema = SPI_getvalue(tup, desc, 2);
-		bool		derived;
-		Datum		arr = SPI_getbinval(tup, desc, 3, &derived);
-		int			priority = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
-		List	   *defs = NIL;
-		ListCell   *lc2;
-		MemoryContext oldcxt;
+		Datum		arr;
+		MemoryContext spicxt = MemoryContextSwitchTo(outer);
+		BtWatched  *w = palloc0(sizeof(BtWatched));
 
-		if (!derived)
-		{
-			Datum	   *elems;
-			bool	   *elemnulls;
-			int			nelems;
-
-			deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT,
-							  &elems, &elemnulls, &nelems);
-			for (int i = 0; i < nelems; i++)
-				if (!elemnulls[i])
-					defs = lappend(defs, TextDatumGetCString(elems[i]));
-		}
-
-		oldcxt = MemoryContextSwitchTo(callercxt);
-		/* indexes NULL: derived from the live tables, now (not from derive()) */
-		if (derived && !bt_derive_in_progress())
-			defs = bt_derive_indexes(SPI_getvalue(tup, desc, 5), schema, NULL);
-		foreach(lc2, defs)
-		{
-			BtIndexDef *def;
-			char	   *canonical;
-			BtWantedIndex *want = NULL;
-			ListCell   *lc;
-
-			def = bt_indexdef_parse((char *) lfirst(lc2), schema);
-			canonical = bt_indexdef_canonical(def);
-			foreach(lc, result)
-			{
-				BtWantedIndex *w = lfirst(lc);
-
-				if (strcmp(w->canonical, canonical) == 0)
-					want = w;
-			}
-			if (want == NULL)
-			{
-				want = palloc0(sizeof(BtWantedIndex));
-				want->def = def;
-				want->canonical = canonical;
-				want->name = bt_indexdef_name(def);
-				want->priority = priority;
-				result = lappend(result, want);
-			}
-			want->statements = lappend(want->statements, pstrdup(name));
-		}
-		MemoryContextSwitchTo(oldcxt);
+		w->name = SPI_getvalue(row, desc, 1);
+		w->statement = SPI_getvalue(row, desc, 2);
+		w->schema = SPI_getvalue(row, desc, 3);
+		w->budget_ms = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+														  SPI_getbinval(row, desc, 4, &isnull)));
+		w->percentile = DatumGetFloat8(SPI_getbinval(row, desc, 5, &isnull));
+		arr = SPI_getbinval(row, desc, 6, &isnull);
+		if (isnull)
+			derived = lappend(derived, w);
+		else
+			w->indexes = bt_text_array(arr, &w->nindexes);
+		w->params = bt_text_array(SPI_getbinval(row, desc, 7, &isnull), &w->nparams);
+		w->priority = DatumGetInt32(SPI_getbinval(row, desc, 8, &isnull));
+		rows = lappend(rows, w);
+		MemoryContextSwitchTo(spicxt);
 	}
 	SPI_finish();
+
+	AtEOXact_GUC(false, nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec);
+
+	foreach(lc, derived)
+		bt_catalog_derive(lfirst(lc));
+
+	if (only != NULL && rows == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("watched statement \"%s\" does not exist", only),
+				 errhint("SELECT name FROM bingo_tune.watch lists the watched statements.")));
+	return rows;
+}
+
+/*
+ * The entry of canonical in wanted (List of BtWantedIndex *), added (with
+ * the given priority) if it is not there yet.
+ */
+static BtWantedIndex *
+bt_wanted_entry(List **wanted, BtIndexDef *def, int priority)
+{
+	char	   *canonical = bt_indexdef_canonical(def);
+	BtWantedIndex *want;
+	ListCell   *lc;
+
+	foreach(lc, *wanted)
+	{
+		want = lfirst(lc);
+		if (strcmp(want->canonical, canonical) == 0)
+			return want;
+	}
+	want = palloc0(sizeof(BtWantedIndex));
+	want->def = def;
+	want->canonical = canonical;
+	want->name = bt_indexdef_name(def);
+	want->priority = priority;
+	*wanted = lappend(*wanted, want);
+	return want;
+}
+
+/*
+ * Read the catalog and return its distinct wanted indexes, most urgent
+ * first (lowest priority, then catalog name order).
+ *
+ * The rows are read as the catalog's owner (bt_catalog_read), but only for
+ * a caller who may read the catalog itself: advise() is granted to whoever
+ * may read it, and that grant, not EXECUTE alone, decides.
+ */
+List *
+bt_catalog_wanted_indexes(const char *only_statement)
+{
+	Oid			relid = get_relname_relid("watch", get_namespace_oid(BT_SCHEMA, false));
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	if (OidIsValid(relid) &&
+		pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
+		pg_attribute_aclcheck_all(relid, GetUserId(), ACL_SELECT, ACLMASK_ALL) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, "watch");
+
+	foreach(lc, bt_catalog_read(only_statement))
+	{
+		BtWatched  *w = lfirst(lc);
+
+		for (int i = 0; i < w->nindexes; i++)
+		{
+			BtIndexDef *def = bt_indexdef_parse(w->indexes[i], w->schema);
+			BtWantedIndex *want = bt_wanted_entry(&result, def, w->priority);
+
+			want->statements = lappend(want->statements, pstrdup(w->name));
+		}
+	}
 
 	/* rows come in priority order, so first-seen order is most urgent first */
 	return result;

@@ -4,7 +4,8 @@
  *		The budget report: report(), reset(), check(), before_after(), and
  *		the catalog pass that tells stats.c which statements to track.
  *
- * The catalog pass (bt_watch_sync) reads bingo_tune.watch, computes each
+ * The catalog pass (bt_watch_sync) reads bingo_tune.watch (through
+ * catalog.c's bt_catalog_read, the catalog's one reader), computes each
  * statement's queryid in this database (queryid.c), registers it with
  * stats.c and forgets entries whose statement left the catalog or whose
  * tables were recreated (new queryid).  It runs in report(), reset(),
@@ -95,10 +96,31 @@ PG_FUNCTION_INFO_V1(bt_check);
 PG_FUNCTION_INFO_V1(bt_before_after);
 PG_FUNCTION_INFO_V1(bt_watch_changed);
 
-/* One row of bingo_tune.watch, and its queryid here if it has one. */
-
 /* the catalog pass waits this long (ms) at most for a table's lock */
 #define BT_SYNC_LOCK_TIMEOUT_MS 1000
+
+/* columns of the rows of report(), before_after() and check() */
+#define BT_REPORT_COLS		18
+#define BT_BEFORE_AFTER_COLS 19
+#define BT_CHECK_COLS		12
+
+/* One watched statement's check() in progress. */
+typedef struct BtCheck
+{
+	BtWatched  *w;
+	int			runs;			/* runs asked for */
+	int			timeout_ms;		/* check()'s own timer, per run */
+	Oid		   *types;			/* of $1, $2, ... */
+	int			ntypes;
+	ParamListInfo params;		/* the sample values */
+	SPIPlanPtr	plan;
+	double		run_ms;			/* how long the last run ran */
+	double	   *times;			/* ms, of the runs done */
+	int			ndone;
+	int			ntimeouts;		/* runs cut off by the timer */
+	char	   *error;			/* the error that ended the check, or NULL */
+	List	   *plan_oids;		/* indexes the plan uses */
+} BtCheck;
 
 /*---- Local state ----*/
 
@@ -108,8 +130,6 @@ static volatile sig_atomic_t bt_check_timed_out = false;
 
 /*---- Function declarations ----*/
 
-static char **bt_text_array(Datum arr, int *n);
-static List *bt_watch_read(const char *only);
 static List *bt_watch_sync(const char *only, bool prune);
 
 /*
@@ -130,151 +150,13 @@ static void bt_plan_indexes(Plan *plan, List **oids);
 static bool bt_relations_walker(Node *node, void *context);
 static Query *bt_analyse_caught(BtWatched *w, Oid owner, char **why);
 static Oid	bt_check_role(BtWatched *w, char **why);
+static char *bt_check_error(ErrorData *edata);
+static void bt_check_prepare(void *arg);
+static void bt_check_runs(BtCheck *c);
+static void bt_check_plan(void *arg);
+static void bt_check_step(BtCheck *c, void (*step) (void *arg), bool keep);
+static void bt_check_put_row(ReturnSetInfo *rsinfo, BtCheck *c);
 static void bt_check_one(ReturnSetInfo *rsinfo, BtWatched *w, int runs);
-
-/* C strings of a text[] (nulls become empty strings; the trigger refuses them) */
-static char **
-bt_text_array(Datum arr, int *n)
-{
-	Datum	   *elems;
-	bool	   *nulls;
-	char	  **out;
-
-	deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT,
-					  &elems, &nulls, n);
-	out = palloc(sizeof(char *) * Max(*n, 1));
-	for (int i = 0; i < *n; i++)
-		out[i] = nulls[i] ? pstrdup("") : TextDatumGetCString(elems[i]);
-	return out;
-}
-
-/*
- * The owner of bingo_tune.watch (the extension's owner).
- */
-static Oid
-bt_catalog_owner(void)
-{
-	Oid			nsp = get_namespace_oid(BT_SCHEMA, false);
-	Oid			relid = get_relname_relid("watch", nsp);
-	HeapTuple	tup;
-	Oid			owner;
-
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("table bingo_tune.watch does not exist"),
-				 errhint("Run CREATE EXTENSION bingo_tune CASCADE in this database.")));
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
-/*
- * Read the watch catalog (one row, or all in priority order) as the
- * catalog's owner.  The result is allocated in the caller's context.
- */
-static List *
-bt_watch_read(const char *only)
-{
-	MemoryContext outer = CurrentMemoryContext;
-	Oid			owner = bt_catalog_owner();
-	Oid			save_userid;
-	int			save_sec;
-	int			nestlevel;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
-	char		nulls[1] = {' '};
-	int			ret;
-	List	   *rows = NIL;
-	List	   *derived = NIL;
-	ListCell   *lc;
-
-	args[0] = only ? CStringGetTextDatum(only) : (Datum) 0;
-	if (only == NULL)
-		nulls[0] = 'n';
-
-	/*
-	 * As the owner, and with a search_path the caller cannot fill with
-	 * look-alike operators or functions.
-	 */
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-
-	/* not read-only: from the catalog's trigger, see the rows just written */
-	SPI_connect();
-	ret = SPI_execute_with_args("SELECT name, statement, schema,"
-								" extract(epoch FROM budget) * 1000, percentile,"
-								" indexes, params"
-								" FROM bingo_tune.watch"
-								" WHERE $1 IS NULL OR name = $1"
-								" ORDER BY priority, name",
-								1, argtypes, args, nulls, false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read bingo_tune.watch: %s", SPI_result_code_string(ret));
-
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	row = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		Datum		arr;
-		MemoryContext spicxt = MemoryContextSwitchTo(outer);
-		BtWatched  *w = palloc0(sizeof(BtWatched));
-
-		w->name = SPI_getvalue(row, desc, 1);
-		w->statement = SPI_getvalue(row, desc, 2);
-		w->schema = SPI_getvalue(row, desc, 3);
-		w->budget_ms = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
-														  SPI_getbinval(row, desc, 4, &isnull)));
-		w->percentile = DatumGetFloat8(SPI_getbinval(row, desc, 5, &isnull));
-		arr = SPI_getbinval(row, desc, 6, &isnull);
-		if (isnull)
-			derived = lappend(derived, w);
-		else
-			w->indexes = bt_text_array(arr, &w->nindexes);
-		w->params = bt_text_array(SPI_getbinval(row, desc, 7, &isnull), &w->nparams);
-		rows = lappend(rows, w);
-		MemoryContextSwitchTo(spicxt);
-	}
-	SPI_finish();
-
-	AtEOXact_GUC(false, nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec);
-
-	/*
-	 * Rows whose indexes are NULL: their set is derived from the live
-	 * tables, now, as the caller (derive() plans as the tables' owner).
-	 */
-	foreach(lc, derived)
-	{
-		BtWatched  *w = (BtWatched *) lfirst(lc);
-		List	   *defs = NIL;
-		ListCell   *lc2;
-		int			i = 0;
-
-		if (!bt_derive_in_progress())
-			defs = bt_derive_indexes(w->statement, w->schema, NULL);
-		w->nindexes = list_length(defs);
-		w->indexes = palloc(sizeof(char *) * Max(w->nindexes, 1));
-		foreach(lc2, defs)
-			w->indexes[i++] = (char *) lfirst(lc2);
-	}
-
-	if (only != NULL && rows == NIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("watched statement \"%s\" does not exist", only),
-				 errhint("SELECT name FROM bingo_tune.watch lists the watched statements.")));
-	return rows;
-}
 
 /*
  * The catalog pass: read every row, compute its queryid here, register it
@@ -287,7 +169,7 @@ bt_watch_read(const char *only)
 static List *
 bt_watch_sync(const char *only, bool prune)
 {
-	List	   *rows = bt_watch_read(NULL);
+	List	   *rows = bt_catalog_read(NULL);
 	List	   *result = NIL;
 	uint64	   *keep = palloc(sizeof(uint64) * Max(list_length(rows), 1));
 	int			nkeep = 0;
@@ -418,11 +300,110 @@ bt_round_ms(double ms)
 	return rint(ms * 1000.0) / 1000.0;
 }
 
-static inline Datum
-bt_ms_datum(double ms, bool *isnull)
+/* the next column of a row: ms, or NULL when there is none (-1) */
+static inline void
+bt_put_ms(Datum *values, bool *nulls, int *i, double ms)
 {
-	*isnull = (ms < 0);
-	return Float8GetDatum(ms < 0 ? 0 : bt_round_ms(ms));
+	nulls[*i] = (ms < 0);
+	values[(*i)++] = Float8GetDatum(ms < 0 ? 0 : bt_round_ms(ms));
+}
+
+/*
+ * The next seven columns of a before_after() row: one period's calls,
+ * failed, p50_ms, p90_ms, p99_ms, mean_ms and max_ms.
+ */
+static void
+bt_put_period(Datum *values, bool *nulls, int *i, const BtLatencySummary *sum)
+{
+	values[(*i)++] = Int64GetDatum(sum->calls);
+	values[(*i)++] = Int64GetDatum(sum->failed);
+	bt_put_ms(values, nulls, i, sum->p50_ms);
+	bt_put_ms(values, nulls, i, sum->p90_ms);
+	bt_put_ms(values, nulls, i, sum->p99_ms);
+	bt_put_ms(values, nulls, i, sum->mean_ms);
+	bt_put_ms(values, nulls, i, sum->max_ms);
+}
+
+/*
+ * A watched statement's status in report(): observed is the budgeted
+ * percentile over every run, -1 when there was none.
+ */
+static const char *
+bt_report_status(BtWatched *w, bool tracked, BtStatsSnapshot *snap,
+				 BtLatencySummary *sum, double observed)
+{
+	if (w->matched && !tracked)
+		return "not tracked";
+	if (sum->calls + sum->failed == 0 && tracked && snap->has_before)
+		return "no run since build";	/* it ran before, see before_after */
+	if (sum->calls + sum->failed == 0)
+		return "not seen";
+	if (observed > w->budget_ms)
+		return "over budget";
+	if (observed > w->budget_ms / 2 || sum->failed > 0)
+		return "at risk";
+	return "ok";
+}
+
+/*
+ * Add w's row to report(): (name, queryid, calls, failed, mean_ms, p50_ms,
+ * p90_ms, p99_ms, max_ms, failed_max_ms, budget_ms, percentile,
+ * observed_ms, headroom_pct, indexes, status, since, statement).
+ */
+static void
+bt_report_put_row(ReturnSetInfo *rsinfo, BtWatched *w, bool see_text)
+{
+	Datum		values[BT_REPORT_COLS];
+	bool		nulls[BT_REPORT_COLS];
+	BtStatsSnapshot *snap = palloc(sizeof(BtStatsSnapshot));
+	bool		tracked = w->matched && bt_stats_fetch(MyDatabaseId, w->queryid, snap);
+	BtLatencySummary sum;
+	BtHistogram *all;
+	double		observed = -1;
+	int			i = 0;
+
+	if (tracked)
+	{
+		bt_hist_summarize(&snap->done, &snap->failed, &sum);
+		/* the budgeted percentile over every run, failed ones at how long they ran */
+		all = palloc(sizeof(BtHistogram));
+		memcpy(all, &snap->done, sizeof(BtHistogram));
+		bt_hist_merge(all, &snap->failed);
+		observed = bt_hist_percentile(all, w->percentile);
+	}
+	else
+	{
+		memset(&sum, 0, sizeof(sum));
+		sum.mean_ms = sum.p50_ms = sum.p90_ms = sum.p99_ms = -1;
+		sum.max_ms = sum.failed_max_ms = -1;
+	}
+
+	memset(nulls, 0, sizeof(nulls));
+	values[i++] = CStringGetTextDatum(w->name);
+	nulls[i] = !w->matched;
+	values[i++] = Int64GetDatum((int64) w->queryid);
+	values[i++] = Int64GetDatum(sum.calls);
+	values[i++] = Int64GetDatum(sum.failed);
+	bt_put_ms(values, nulls, &i, sum.mean_ms);
+	bt_put_ms(values, nulls, &i, sum.p50_ms);
+	bt_put_ms(values, nulls, &i, sum.p90_ms);
+	bt_put_ms(values, nulls, &i, sum.p99_ms);
+	bt_put_ms(values, nulls, &i, sum.max_ms);
+	bt_put_ms(values, nulls, &i, sum.failed_max_ms);
+	values[i++] = Float8GetDatum(w->budget_ms);
+	values[i++] = Float8GetDatum(w->percentile);
+	bt_put_ms(values, nulls, &i, observed);
+	nulls[i] = (observed < 0);
+	values[i++] = Float8GetDatum(rint(1000.0 * (w->budget_ms - observed) / w->budget_ms) / 10.0);
+	values[i++] = CStringGetTextDatum(bt_index_summary(w, NULL));
+	values[i++] = CStringGetTextDatum(bt_report_status(w, tracked, snap, &sum, observed));
+	nulls[i] = !tracked;
+	values[i++] = TimestampTzGetDatum(snap->since);
+	nulls[i] = !see_text;
+	values[i++] = CStringGetTextDatum(w->statement);
+	Assert(i == BT_REPORT_COLS);
+
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
 /*
@@ -451,71 +432,7 @@ bt_report(PG_FUNCTION_ARGS)
 
 	rows = bt_watch_sync(NULL, true);
 	foreach(lc, rows)
-	{
-		BtWatched  *w = lfirst(lc);
-		Datum		values[18];
-		bool		nulls[18];
-		BtStatsSnapshot *snap = palloc(sizeof(BtStatsSnapshot));
-		bool		tracked = w->matched && bt_stats_fetch(MyDatabaseId, w->queryid, snap);
-		BtLatencySummary sum;
-		BtHistogram *all;
-		double		observed = -1;
-		const char *status;
-
-		memset(nulls, 0, sizeof(nulls));
-		if (tracked)
-		{
-			bt_hist_summarize(&snap->done, &snap->failed, &sum);
-			/* the budgeted percentile over every run, failed ones at how long they ran */
-			all = palloc(sizeof(BtHistogram));
-			memcpy(all, &snap->done, sizeof(BtHistogram));
-			bt_hist_merge(all, &snap->failed);
-			observed = bt_hist_percentile(all, w->percentile);
-		}
-		else
-		{
-			memset(&sum, 0, sizeof(sum));
-			sum.mean_ms = sum.p50_ms = sum.p90_ms = sum.p99_ms = -1;
-			sum.max_ms = sum.failed_max_ms = -1;
-		}
-
-		if (w->matched && !tracked)
-			status = "not tracked";
-		else if (sum.calls + sum.failed == 0 && tracked && snap->has_before)
-			status = "no run since build";	/* it ran before, see before_after */
-		else if (sum.calls + sum.failed == 0)
-			status = "not seen";
-		else if (observed > w->budget_ms)
-			status = "over budget";
-		else if (observed > w->budget_ms / 2 || sum.failed > 0)
-			status = "at risk";
-		else
-			status = "ok";
-
-		values[0] = CStringGetTextDatum(w->name);
-		values[1] = Int64GetDatum((int64) w->queryid);
-		nulls[1] = !w->matched;
-		values[2] = Int64GetDatum(sum.calls);
-		values[3] = Int64GetDatum(sum.failed);
-		values[4] = bt_ms_datum(sum.mean_ms, &nulls[4]);
-		values[5] = bt_ms_datum(sum.p50_ms, &nulls[5]);
-		values[6] = bt_ms_datum(sum.p90_ms, &nulls[6]);
-		values[7] = bt_ms_datum(sum.p99_ms, &nulls[7]);
-		values[8] = bt_ms_datum(sum.max_ms, &nulls[8]);
-		values[9] = bt_ms_datum(sum.failed_max_ms, &nulls[9]);
-		values[10] = Float8GetDatum(w->budget_ms);
-		values[11] = Float8GetDatum(w->percentile);
-		values[12] = bt_ms_datum(observed, &nulls[12]);
-		values[13] = Float8GetDatum(rint(1000.0 * (w->budget_ms - observed) / w->budget_ms) / 10.0);
-		nulls[13] = (observed < 0);
-		values[14] = CStringGetTextDatum(bt_index_summary(w, NULL));
-		values[15] = CStringGetTextDatum(status);
-		values[16] = TimestampTzGetDatum(snap->since);
-		nulls[16] = !tracked;
-		values[17] = CStringGetTextDatum(w->statement);
-		nulls[17] = !see_text;
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
+		bt_report_put_row(rsinfo, lfirst(lc), see_text);
 	return (Datum) 0;
 }
 
@@ -564,8 +481,9 @@ bt_before_after(PG_FUNCTION_ARGS)
 		BtStatsSnapshot *snap = palloc(sizeof(BtStatsSnapshot));
 		BtLatencySummary after;
 		BtLatencySummary *before;
-		Datum		values[19];
-		bool		nulls[19];
+		Datum		values[BT_BEFORE_AFTER_COLS];
+		bool		nulls[BT_BEFORE_AFTER_COLS];
+		int			i = 0;
 
 		if (!w->matched || !bt_stats_fetch(MyDatabaseId, w->queryid, snap) ||
 			!snap->has_before)
@@ -574,29 +492,18 @@ bt_before_after(PG_FUNCTION_ARGS)
 		bt_hist_summarize(&snap->done, &snap->failed, &after);
 
 		memset(nulls, 0, sizeof(nulls));
-		values[0] = CStringGetTextDatum(w->name);
-		values[1] = CStringGetTextDatum(snap->built);
-		values[2] = TimestampTzGetDatum(snap->built_at);
-		values[3] = Int64GetDatum(before->calls);
-		values[4] = Int64GetDatum(before->failed);
-		values[5] = bt_ms_datum(before->p50_ms, &nulls[5]);
-		values[6] = bt_ms_datum(before->p90_ms, &nulls[6]);
-		values[7] = bt_ms_datum(before->p99_ms, &nulls[7]);
-		values[8] = bt_ms_datum(before->mean_ms, &nulls[8]);
-		values[9] = bt_ms_datum(before->max_ms, &nulls[9]);
-		values[10] = TimestampTzGetDatum(before->since);
-		values[11] = Int64GetDatum(after.calls);
-		values[12] = Int64GetDatum(after.failed);
-		values[13] = bt_ms_datum(after.p50_ms, &nulls[13]);
-		values[14] = bt_ms_datum(after.p90_ms, &nulls[14]);
-		values[15] = bt_ms_datum(after.p99_ms, &nulls[15]);
-		values[16] = bt_ms_datum(after.mean_ms, &nulls[16]);
-		values[17] = bt_ms_datum(after.max_ms, &nulls[17]);
-		values[18] = CStringGetTextDatum(psprintf("%s: p50 %s -> %s, p90 %s -> %s, failed %lld -> %lld",
-												  w->name,
-												  bt_fmt_ms(before->p50_ms), bt_fmt_ms(after.p50_ms),
-												  bt_fmt_ms(before->p90_ms), bt_fmt_ms(after.p90_ms),
-												  (long long) before->failed, (long long) after.failed));
+		values[i++] = CStringGetTextDatum(w->name);
+		values[i++] = CStringGetTextDatum(snap->built);
+		values[i++] = TimestampTzGetDatum(snap->built_at);
+		bt_put_period(values, nulls, &i, before);
+		values[i++] = TimestampTzGetDatum(before->since);
+		bt_put_period(values, nulls, &i, &after);
+		values[i++] = CStringGetTextDatum(psprintf("%s: p50 %s -> %s, p90 %s -> %s, failed %lld -> %lld",
+												   w->name,
+												   bt_fmt_ms(before->p50_ms), bt_fmt_ms(after.p50_ms),
+												   bt_fmt_ms(before->p90_ms), bt_fmt_ms(after.p90_ms),
+												   (long long) before->failed, (long long) after.failed));
+		Assert(i == BT_BEFORE_AFTER_COLS);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
@@ -761,6 +668,25 @@ bt_relations_walker(Node *node, void *context)
 	return expression_tree_walker(node, bt_relations_walker, context);
 }
 
+/* bt_analyse_caught's arguments and result */
+typedef struct BtAnalyseArgs
+{
+	BtWatched  *w;
+	Oid			owner;
+	Query	   *query;
+} BtAnalyseArgs;
+
+static void
+bt_analyse_step(void *arg)
+{
+	BtAnalyseArgs *a = (BtAnalyseArgs *) arg;
+	Oid		   *types;
+	int			n;
+
+	a->query = bt_statement_analyse_as(a->w->statement, a->w->schema, a->owner,
+									   a->w->name, &types, &n);
+}
+
 /*
  * Analyse sql as owner (bt_statement_analyse_as) in a subtransaction: NULL,
  * with *why set, when it fails (a cancel still propagates).
@@ -768,39 +694,15 @@ bt_relations_walker(Node *node, void *context)
 static Query *
 bt_analyse_caught(BtWatched *w, Oid owner, char **why)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner resowner = CurrentResourceOwner;
-	Query	   *volatile query = NULL;
+	BtAnalyseArgs a = {w, owner, NULL};
+	ErrorData  *edata = bt_run_caught(bt_analyse_step, &a, true);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		Oid		   *types;
-		int			n;
-
-		query = bt_statement_analyse_as(w->statement, w->schema, owner, w->name, &types, &n);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = resowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = resowner;
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
-			edata->sqlerrcode == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE)
-			ReThrowError(edata);
-		*why = edata->message;
-	}
-	PG_END_TRY();
-	return query;
+	if (edata == NULL)
+		return a.query;
+	if (edata->sqlerrcode == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE)
+		ReThrowError(edata);
+	*why = bt_check_error(edata);
+	return NULL;
 }
 
 /*
@@ -864,37 +766,278 @@ bt_check_role(BtWatched *w, char **why)
 }
 
 /*
+ * A caught error's message, for the row's outcome.  A cancel (the client's,
+ * the caller's statement_timeout) is rethrown: it stops check().
+ */
+static char *
+bt_check_error(ErrorData *edata)
+{
+	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		ReThrowError(edata);
+	return edata->message;
+}
+
+/* in a subtransaction: infer the parameter types, convert the sample values */
+static void
+bt_check_prepare(void *arg)
+{
+	BtCheck    *c = (BtCheck *) arg;
+
+	c->types = bt_param_types(c->w->statement, &c->ntypes);
+	c->params = bt_param_values(c->w, c->types, c->ntypes);
+	c->plan = SPI_prepare(c->w->statement, c->ntypes, c->types);
+	if (c->plan == NULL)
+		elog(ERROR, "could not prepare watched statement \"%s\": %s",
+			 c->w->name, SPI_result_code_string(SPI_result));
+}
+
+/* stop check()'s timer and the clock of the run started at start */
+static void
+bt_check_run_stop(BtCheck *c, instr_time start)
+{
+	instr_time	elapsed;
+
+	disable_timeout(bt_check_timeout_id, false);
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, start);
+	c->run_ms = INSTR_TIME_GET_MILLISEC(elapsed);
+}
+
+/*
+ * In a subtransaction (the caller's, always rolled back: a check changes
+ * nothing): one run under check()'s own timer; c->run_ms gets how long it
+ * ran, however it ended.
+ */
+static void
+bt_check_run_step(void *arg)
+{
+	BtCheck    *c = (BtCheck *) arg;
+	SPIExecuteOptions opts;
+	instr_time	start;
+	volatile int ret = 0;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.params = c->params;
+	opts.read_only = false;
+	opts.dest = None_Receiver;
+
+	INSTR_TIME_SET_CURRENT(start);
+	PG_TRY();
+	{
+		enable_timeout_after(bt_check_timeout_id, c->timeout_ms);
+		ret = SPI_execute_plan_extended(c->plan, &opts);
+	}
+	PG_CATCH();
+	{
+		bt_check_run_stop(c, start);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	bt_check_run_stop(c, start);
+
+	/* fired as the run ended: the run counts, our cancel must not */
+	if (bt_check_timed_out)
+		QueryCancelPending = false;
+	if (ret < 0)
+		elog(ERROR, "could not run watched statement \"%s\": %s",
+			 c->w->name, SPI_result_code_string(ret));
+}
+
+/*
+ * The timed runs, until the first error.  A run cut off by check()'s own
+ * timer counts, with how long it ran, as a timeout.
+ */
+static void
+bt_check_runs(BtCheck *c)
+{
+	if (bt_check_timeout_id == MAX_TIMEOUTS)
+		bt_check_timeout_id = RegisterTimeout(USER_TIMEOUT, bt_check_timeout_handler);
+
+	for (int run = 0; run < c->runs && c->error == NULL; run++)
+	{
+		ErrorData  *edata;
+
+		CHECK_FOR_INTERRUPTS();
+		bt_check_timed_out = false;
+		edata = bt_run_caught(bt_check_run_step, c, false);
+		if (edata == NULL)
+			c->times[c->ndone++] = c->run_ms;
+		else if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && bt_check_timed_out)
+		{
+			c->times[c->ndone++] = c->run_ms;
+			c->ntimeouts++;
+		}
+		else
+			c->error = bt_check_error(edata);
+	}
+}
+
+/* in a subtransaction: plan for the sample values, note the indexes used */
+static void
+bt_check_plan(void *arg)
+{
+	BtCheck    *c = (BtCheck *) arg;
+	const char *sql = c->w->statement;
+	List	   *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+	List	   *queries;
+	ListCell   *lq;
+	List	   *oids = NIL;
+
+#if PG_VERSION_NUM >= 150000
+	queries = pg_analyze_and_rewrite_fixedparams(linitial_node(RawStmt, raw),
+												 sql, c->types, c->ntypes, NULL);
+#else
+	queries = pg_analyze_and_rewrite(linitial_node(RawStmt, raw),
+									 sql, c->types, c->ntypes, NULL);
+#endif
+	foreach(lq, queries)
+	{
+		Query	   *q = lfirst_node(Query, lq);
+		PlannedStmt *pstmt;
+		ListCell   *ls;
+
+		if (q->commandType == CMD_UTILITY)
+			continue;
+		pstmt = pg_plan_query(q, sql, CURSOR_OPT_PARALLEL_OK, c->params);
+		bt_plan_indexes(pstmt->planTree, &oids);
+		foreach(ls, pstmt->subplans)
+			bt_plan_indexes(lfirst(ls), &oids);
+	}
+	c->plan_oids = oids;
+}
+
+/*
+ * Run one of check()'s steps (bt_check_prepare, bt_check_plan) in a
+ * subtransaction, kept or rolled back; its error becomes the row's.
+ */
+static void
+bt_check_step(BtCheck *c, void (*step) (void *arg), bool keep)
+{
+	ErrorData  *edata = bt_run_caught(step, c, keep);
+
+	if (edata != NULL)
+		c->error = bt_check_error(edata);
+}
+
+static int
+bt_cmp_double(const void *a, const void *b)
+{
+	double		x = *(const double *) a;
+	double		y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * The budgeted percentile of the runs (nearest rank), -1 when none ran;
+ * cut-off runs count as what they ran.
+ */
+static double
+bt_check_observed(BtCheck *c)
+{
+	double	   *sorted;
+	int			rank;
+
+	if (c->ndone == 0)
+		return -1;
+	sorted = palloc(sizeof(double) * c->ndone);
+	memcpy(sorted, c->times, sizeof(double) * c->ndone);
+	qsort(sorted, c->ndone, sizeof(double), bt_cmp_double);
+	rank = (int) ceil(c->w->percentile / 100.0 * c->ndone);
+	rank = Max(1, Min(c->ndone, rank));
+	return sorted[rank - 1];
+}
+
+/* the names of the indexes in oids (List of Oid) that still exist, as text[] */
+static Datum
+bt_index_names(List *oids)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(oids), 1));
+	int			nelems = 0;
+	ListCell   *lc;
+
+	foreach(lc, oids)
+	{
+		char	   *name = get_rel_name(lfirst_oid(lc));
+
+		if (name != NULL)
+			elems[nelems++] = CStringGetTextDatum(name);
+	}
+	return PointerGetDatum(construct_array(elems, nelems, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * Add c's row: (name, runs, times_ms, within_budget, budget_ms, percentile,
+ * observed_ms, timeouts, outcome, indexes, indexes_used, plan_indexes).
+ */
+static void
+bt_check_put_row(ReturnSetInfo *rsinfo, BtCheck *c)
+{
+	BtWatched  *w = c->w;
+	double		observed = bt_check_observed(c);
+	Datum		values[BT_CHECK_COLS];
+	bool		nulls[BT_CHECK_COLS];
+	Datum	   *times = palloc(sizeof(Datum) * Max(c->ndone, 1));
+	List	   *present = NIL;
+	List	   *used = NIL;
+	char	   *summary;
+	ListCell   *lc;
+	int			i = 0;
+
+	for (int r = 0; r < c->ndone; r++)
+		times[r] = Float8GetDatum(bt_round_ms(c->times[r]));
+	summary = bt_index_summary(w, &present);
+	/* the statement's own indexes that the plan uses */
+	foreach(lc, present)
+		if (list_member_oid(c->plan_oids, lfirst_oid(lc)))
+			used = lappend_oid(used, lfirst_oid(lc));
+
+	memset(nulls, 0, sizeof(nulls));
+	values[i++] = CStringGetTextDatum(w->name);
+	values[i++] = Int32GetDatum(c->ndone);
+	values[i++] = PointerGetDatum(construct_array(times, c->ndone, FLOAT8OID, sizeof(float8),
+												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[i++] = BoolGetDatum(c->error == NULL && c->ntimeouts == 0 && observed >= 0 &&
+							   observed <= w->budget_ms);
+	values[i++] = Float8GetDatum(w->budget_ms);
+	values[i++] = Float8GetDatum(w->percentile);
+	bt_put_ms(values, nulls, &i, observed);
+	values[i++] = Int32GetDatum(c->ntimeouts);
+	if (c->error != NULL)
+		values[i++] = CStringGetTextDatum(psprintf("error: %s", c->error));
+	else if (c->ntimeouts > 0)
+		values[i++] = CStringGetTextDatum(psprintf("timeout: cut off after %d ms", c->timeout_ms));
+	else if (observed > w->budget_ms)
+		values[i++] = CStringGetTextDatum("over budget");
+	else
+		values[i++] = CStringGetTextDatum("ok");
+	values[i++] = CStringGetTextDatum(summary);
+	values[i++] = bt_index_names(used);
+	values[i++] = bt_index_names(c->plan_oids);
+	Assert(i == BT_CHECK_COLS);
+
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+/*
  * Run one watched statement `runs` times and add its row.  Connected to
  * SPI; CurrentMemoryContext is SPI's procedure context.
  */
 static void
 bt_check_one(ReturnSetInfo *rsinfo, BtWatched *w, int runs)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	BtCheck		c;
+	double		slack = Max(w->budget_ms * 0.1, 20.0);
 	int			nestlevel;
 	Oid			runas;
 	Oid			save_userid;
 	int			save_sec;
 	char	   *why = NULL;
-	Oid		   *volatile types = NULL;
-	volatile int ntypes = 0;
-	SPIPlanPtr volatile plan = NULL;
-	ParamListInfo volatile params = NULL;
-	char	   *volatile error = NULL;
-	double	   *times = palloc(sizeof(double) * runs);
-	volatile int ndone = 0;
-	volatile int ntimeouts = 0;
-	List	   *volatile plan_oids = NIL;
-	List	   *present = NIL;
-	double		slack = Max(w->budget_ms * 0.1, 20.0);
-	int			timeout_ms = (int) Min(ceil(w->budget_ms + slack), (double) INT_MAX);
-	double		observed = -1;
-	Datum		values[12];
-	bool		nulls[12];
-	Datum	   *elems;
-	int			nelems;
-	ListCell   *lc;
+
+	memset(&c, 0, sizeof(c));
+	c.w = w;
+	c.runs = runs;
+	c.timeout_ms = (int) Min(ceil(w->budget_ms + slack), (double) INT_MAX);
+	c.times = palloc(sizeof(double) * runs);
 
 	/* names resolve as the application resolves them, as in queryid.c */
 	nestlevel = bt_app_search_path(w->schema);
@@ -908,246 +1051,23 @@ bt_check_one(ReturnSetInfo *rsinfo, BtWatched *w, int runs)
 	 */
 	runas = bt_check_role(w, &why);
 	if (!OidIsValid(runas))
-		error = why;
+		c.error = why;
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	if (OidIsValid(runas))
 		SetUserIdAndSecContext(runas, save_sec | SECURITY_LOCAL_USERID_CHANGE |
 							   SECURITY_RESTRICTED_OPERATION);
 
-	/* prepare: infer the parameter types, convert the sample values */
-	if (error == NULL)
-	{
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(cxt);
-		PG_TRY();
-		{
-			int			n;
-
-			types = bt_param_types(w->statement, &n);
-			ntypes = n;
-			params = bt_param_values(w, types, n);
-			plan = SPI_prepare(w->statement, n, types);
-			if (plan == NULL)
-				elog(ERROR, "could not prepare watched statement \"%s\": %s",
-					 w->name, SPI_result_code_string(SPI_result));
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
-			if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-				ReThrowError(edata);
-			error = edata->message;
-		}
-		PG_END_TRY();
-	}
-
-	if (bt_check_timeout_id == MAX_TIMEOUTS)
-		bt_check_timeout_id = RegisterTimeout(USER_TIMEOUT, bt_check_timeout_handler);
-
-	for (volatile int run = 0; run < runs && error == NULL; run++)
-	{
-		instr_time	start;
-		instr_time	elapsed;
-
-		CHECK_FOR_INTERRUPTS();
-		bt_check_timed_out = false;
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(cxt);
-		INSTR_TIME_SET_CURRENT(start);
-		PG_TRY();
-		{
-			SPIExecuteOptions opts;
-			int			ret;
-
-			memset(&opts, 0, sizeof(opts));
-			opts.params = params;
-			opts.read_only = false;
-			opts.dest = None_Receiver;
-
-			enable_timeout_after(bt_check_timeout_id, timeout_ms);
-			ret = SPI_execute_plan_extended(plan, &opts);
-			disable_timeout(bt_check_timeout_id, false);
-			/* fired as the run ended: the run counts, our cancel must not */
-			if (bt_check_timed_out)
-				QueryCancelPending = false;
-			INSTR_TIME_SET_CURRENT(elapsed);
-			INSTR_TIME_SUBTRACT(elapsed, start);
-			if (ret < 0)
-				elog(ERROR, "could not run watched statement \"%s\": %s",
-					 w->name, SPI_result_code_string(ret));
-			times[ndone++] = INSTR_TIME_GET_MILLISEC(elapsed);
-
-			/* a check changes nothing */
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-			bool		ours = bt_check_timed_out;
-
-			disable_timeout(bt_check_timeout_id, false);
-			INSTR_TIME_SET_CURRENT(elapsed);
-			INSTR_TIME_SUBTRACT(elapsed, start);
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
-
-			if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && ours)
-			{
-				times[ndone++] = INSTR_TIME_GET_MILLISEC(elapsed);
-				ntimeouts++;
-			}
-			else if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-				ReThrowError(edata);	/* the client's cancel stops check() */
-			else
-				error = edata->message;
-		}
-		PG_END_TRY();
-	}
-
-	/* which indexes the plan for the sample values uses */
-	if (error == NULL)
-	{
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(cxt);
-		PG_TRY();
-		{
-			List	   *raw = raw_parser(w->statement, RAW_PARSE_DEFAULT);
-			List	   *queries;
-			ListCell   *lq;
-			List	   *oids = NIL;
-
-#if PG_VERSION_NUM >= 150000
-			queries = pg_analyze_and_rewrite_fixedparams(linitial_node(RawStmt, raw),
-														 w->statement, types, ntypes, NULL);
-#else
-			queries = pg_analyze_and_rewrite(linitial_node(RawStmt, raw),
-											 w->statement, types, ntypes, NULL);
-#endif
-			foreach(lq, queries)
-			{
-				Query	   *q = lfirst_node(Query, lq);
-				PlannedStmt *pstmt;
-				ListCell   *ls;
-
-				if (q->commandType == CMD_UTILITY)
-					continue;
-				pstmt = pg_plan_query(q, w->statement, CURSOR_OPT_PARALLEL_OK, params);
-				bt_plan_indexes(pstmt->planTree, &oids);
-				foreach(ls, pstmt->subplans)
-					bt_plan_indexes(lfirst(ls), &oids);
-			}
-			plan_oids = oids;
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
-			if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-				ReThrowError(edata);
-			error = edata->message;
-		}
-		PG_END_TRY();
-	}
+	/* prepared plan kept for the runs; the inspection's plan rolled back */
+	if (c.error == NULL)
+		bt_check_step(&c, bt_check_prepare, true);
+	bt_check_runs(&c);
+	if (c.error == NULL)
+		bt_check_step(&c, bt_check_plan, false);
 
 	SetUserIdAndSecContext(save_userid, save_sec);
 	AtEOXact_GUC(false, nestlevel);
 
-	/* the budgeted percentile of the runs (nearest rank); cut-off runs count as what they ran */
-	if (ndone > 0)
-	{
-		double	   *sorted = palloc(sizeof(double) * ndone);
-		int			rank;
-
-		memcpy(sorted, times, sizeof(double) * ndone);
-		for (int i = 1; i < ndone; i++)
-		{
-			double		v = sorted[i];
-			int			j = i - 1;
-
-			while (j >= 0 && sorted[j] > v)
-			{
-				sorted[j + 1] = sorted[j];
-				j--;
-			}
-			sorted[j + 1] = v;
-		}
-		rank = (int) ceil(w->percentile / 100.0 * ndone);
-		rank = Max(1, Min(ndone, rank));
-		observed = sorted[rank - 1];
-	}
-
-	memset(nulls, 0, sizeof(nulls));
-	values[0] = CStringGetTextDatum(w->name);
-	values[1] = Int32GetDatum(ndone);
-	elems = palloc(sizeof(Datum) * Max(ndone, 1));
-	for (int i = 0; i < ndone; i++)
-		elems[i] = Float8GetDatum(bt_round_ms(times[i]));
-	values[2] = PointerGetDatum(construct_array(elems, ndone, FLOAT8OID, sizeof(float8),
-												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[3] = BoolGetDatum(error == NULL && ntimeouts == 0 && observed >= 0 &&
-							 observed <= w->budget_ms);
-	values[4] = Float8GetDatum(w->budget_ms);
-	values[5] = Float8GetDatum(w->percentile);
-	values[6] = bt_ms_datum(observed, &nulls[6]);
-	values[7] = Int32GetDatum(ntimeouts);
-	if (error != NULL)
-		values[8] = CStringGetTextDatum(psprintf("error: %s", error));
-	else if (ntimeouts > 0)
-		values[8] = CStringGetTextDatum(psprintf("timeout: cut off after %d ms", timeout_ms));
-	else if (observed > w->budget_ms)
-		values[8] = CStringGetTextDatum("over budget");
-	else
-		values[8] = CStringGetTextDatum("ok");
-	values[9] = CStringGetTextDatum(bt_index_summary(w, &present));
-
-	/* the statement's own indexes that the plan uses, then every index it uses */
-	nelems = 0;
-	elems = palloc(sizeof(Datum) * Max(list_length(plan_oids), 1));
-	foreach(lc, present)
-	{
-		Oid			ioid = lfirst_oid(lc);
-		char	   *name = get_rel_name(ioid);
-
-		if (name != NULL && list_member_oid(plan_oids, ioid))
-			elems[nelems++] = CStringGetTextDatum(name);
-	}
-	values[10] = PointerGetDatum(construct_array(elems, nelems, TEXTOID, -1, false, TYPALIGN_INT));
-	nelems = 0;
-	foreach(lc, plan_oids)
-	{
-		char	   *name = get_rel_name(lfirst_oid(lc));
-
-		if (name != NULL)
-			elems[nelems++] = CStringGetTextDatum(name);
-	}
-	values[11] = PointerGetDatum(construct_array(elems, nelems, TEXTOID, -1, false, TYPALIGN_INT));
-
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	bt_check_put_row(rsinfo, &c);
 }
 
 /*

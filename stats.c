@@ -191,7 +191,6 @@ static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ExecutorRun_hook_type prev_ExecutorRun = NULL;
 static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
-static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 /*---- Function declarations ----*/
 
@@ -205,12 +204,6 @@ static void bt_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction,
 #endif
 static void bt_ExecutorFinish(QueryDesc *queryDesc);
 static void bt_ExecutorEnd(QueryDesc *queryDesc);
-static void bt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
-							  bool readOnlyTree,
-							  ProcessUtilityContext context, ParamListInfo params,
-							  QueryEnvironment *queryEnv,
-							  DestReceiver *dest, QueryCompletion *qc);
-static void bt_xact_callback(XactEvent event, void *arg);
 static void bt_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								SubTransactionId parentSubid, void *arg);
 static void bt_release_callback(ResourceReleasePhase phase, bool isCommit,
@@ -358,7 +351,7 @@ bt_stats_shmem_size(void)
 void
 bt_stats_shmem_request(void)
 {
-	RequestNamedLWLockTranche("bingo_tune_stats", 1);
+	RequestNamedLWLockTranche(BT_TRANCHE_STATS, 1);
 }
 
 /*
@@ -373,7 +366,7 @@ bt_stats_shmem_init(void)
 	bt_stats = ShmemInitStruct("bingo_tune stats", sizeof(BtStatsShared), &found);
 	if (!found)
 	{
-		bt_stats->lock = &(GetNamedLWLockTranche("bingo_tune_stats"))->lock;
+		bt_stats->lock = &(GetNamedLWLockTranche(BT_TRANCHE_STATS))->lock;
 		bt_stats->full_warned = false;
 		for (int i = 0; i < BT_FILTER_WORDS; i++)
 			pg_atomic_init_u64(&bt_stats->filter[i], 0);
@@ -910,6 +903,37 @@ bt_sync_needed(void)
 }
 
 /*
+ * In bt_sync_if_stale's subtransaction: the catalog pass, if bingo_tune is
+ * installed here.  *complete is cleared when a table was locked.
+ */
+static void
+bt_sync_step(void *arg)
+{
+	bool	   *complete = (bool *) arg;
+	const char *lock_msg = _("canceling statement due to lock timeout");
+	ListCell   *lc;
+
+	/* catalog changes published up to gen are visible from here on */
+	AcceptInvalidationMessages();
+	if (!OidIsValid(get_extension_oid("bingo_tune", true)))
+		return;
+
+	/* never hold the client's statement up for long */
+	(void) set_config_option("lock_timeout",
+							 CppAsString2(BT_LAZY_LOCK_TIMEOUT_MS),
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+	foreach(lc, bt_stats_sync_register())
+	{
+		BtWatched  *w = lfirst(lc);
+
+		/* its table is locked right now: try again next time */
+		if (!w->matched && w->why != NULL && strcmp(w->why, lock_msg) == 0)
+			*complete = false;
+	}
+}
+
+/*
  * Run the catalog pass from a client's top-level statement, before its run
  * is noted, when the names may have changed since this backend (or anyone
  * in this database) last did.  Safe in any statement: it runs in a
@@ -927,10 +951,9 @@ bt_sync_if_stale(void)
 	uint64		gen;
 	bool		inflight;
 	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
 	MemoryContext cxt;
-	volatile bool complete = true;
-	ErrorData  *volatile failure = NULL;
+	bool		complete = true;
+	ErrorData  *failure;
 
 	pg_read_barrier();
 	inflight = pg_atomic_read_u32(&bt_stats->ddl_inflight[slot]) != 0;
@@ -940,44 +963,10 @@ bt_sync_if_stale(void)
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "bingo_tune sync",
 								ALLOCSET_DEFAULT_SIZES);
 	bt_nesting_level++;
-	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		/* catalog changes published up to gen are visible from here on */
-		AcceptInvalidationMessages();
-		if (OidIsValid(get_extension_oid("bingo_tune", true)))
-		{
-			const char *lock_msg = _("canceling statement due to lock timeout");
-			ListCell   *lc;
-
-			/* never hold the client's statement up for long */
-			(void) set_config_option("lock_timeout",
-									 CppAsString2(BT_LAZY_LOCK_TIMEOUT_MS),
-									 PGC_USERSET, PGC_S_SESSION,
-									 GUC_ACTION_LOCAL, true, 0, false);
-			foreach(lc, bt_stats_sync_register())
-			{
-				BtWatched  *w = lfirst(lc);
-
-				/* its table is locked right now: try again next time */
-				if (!w->matched && w->why != NULL && strcmp(w->why, lock_msg) == 0)
-					complete = false;
-			}
-		}
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		failure = CopyErrorData();
-		FlushErrorState();
-	}
-	PG_END_TRY();
-
-	/* roll back: locks and GUCs go, the registrations in shmem stay */
-	RollbackAndReleaseCurrentSubTransaction();
+	/* rolled back: locks and GUCs go, the registrations in shmem stay */
+	failure = bt_run_caught(bt_sync_step, &complete, false);
 	MemoryContextSwitchTo(oldcxt);
-	CurrentResourceOwner = oldowner;
 	bt_nesting_level--;
 
 	if (failure != NULL)
@@ -1023,10 +1012,7 @@ bt_stats_install_hooks(void)
 	ExecutorFinish_hook = bt_ExecutorFinish;
 	prev_ExecutorEnd = ExecutorEnd_hook;
 	ExecutorEnd_hook = bt_ExecutorEnd;
-	prev_ProcessUtility = ProcessUtility_hook;
-	ProcessUtility_hook = bt_ProcessUtility;
 
-	RegisterXactCallback(bt_xact_callback, NULL);
 	RegisterSubXactCallback(bt_subxact_callback, NULL);
 	RegisterResourceReleaseCallback(bt_release_callback, NULL);
 	CacheRegisterSyscacheCallback(RELNAMENSP, bt_relname_changed, (Datum) 0);
@@ -1190,23 +1176,19 @@ bt_ExecutorEnd(QueryDesc *queryDesc)
 }
 
 /*
+ * Before a utility statement runs (the ProcessUtility hook in hooks.c).
  * Utility statements raise the nesting level, so that what a CALL, a DO
  * block, EXPLAIN ANALYZE or CREATE TABLE AS runs is not a top-level run.
  * EXECUTE is the exception, as in pg_stat_statements: the prepared
  * statement it runs is the client's statement.
  */
-static void
-bt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
-				  bool readOnlyTree,
-				  ProcessUtilityContext context, ParamListInfo params,
-				  QueryEnvironment *queryEnv,
-				  DestReceiver *dest, QueryCompletion *qc)
+void
+bt_stats_utility_start(Node *parsetree, BtStatsUtility *u)
 {
-	Node	   *parsetree = pstmt->utilityStmt;
-	bool		nest = !IsA(parsetree, ExecuteStmt);
-	bool		toplevel = (bt_nesting_level == 0);
-	bool		changes_names = bt_ddl_changes_names(parsetree);
-	bool		finish_prepared = false;
+	u->nest = !IsA(parsetree, ExecuteStmt);
+	u->toplevel = (bt_nesting_level == 0);
+	u->changes_names = bt_ddl_changes_names(parsetree);
+	u->finish_prepared = false;
 
 	/* COMMIT / ROLLBACK PREPARED publish another transaction's changes */
 	if (IsA(parsetree, TransactionStmt) &&
@@ -1214,34 +1196,30 @@ bt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		 ((TransactionStmt *) parsetree)->kind == TRANS_STMT_ROLLBACK_PREPARED))
 	{
 		bt_ddl_publish_begin();
-		finish_prepared = bt_ddl_publishing;
+		u->finish_prepared = bt_ddl_publishing;
 	}
 
-	if (nest)
+	if (u->nest)
 		bt_nesting_level++;
-	PG_TRY();
-	{
-		if (prev_ProcessUtility)
-			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-									params, queryEnv, dest, qc);
-		/* a watched statement may follow it in the same message */
-		if (toplevel)
-			bt_note_statement_end(pstmt);
-	}
-	PG_FINALLY();
-	{
-		if (nest)
-			bt_nesting_level--;
-		if (finish_prepared)
-			bt_ddl_publish_end();
-	}
-	PG_END_TRY();
+}
+
+/*
+ * After it ran (completed), or failed: undo what bt_stats_utility_start
+ * did.
+ */
+void
+bt_stats_utility_end(PlannedStmt *pstmt, const BtStatsUtility *u, bool completed)
+{
+	/* a watched statement may follow it in the same message */
+	if (completed && u->toplevel)
+		bt_note_statement_end(pstmt);
+	if (u->nest)
+		bt_nesting_level--;
+	if (u->finish_prepared)
+		bt_ddl_publish_end();
 
 	/* names may resolve differently now: here at once, elsewhere at commit */
-	if (changes_names)
+	if (completed && u->changes_names)
 	{
 		bt_sync_stale = true;
 		bt_ddl_in_xact = true;
@@ -1249,12 +1227,12 @@ bt_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 }
 
 /*
- * A transaction ends.  On abort, the watched run in flight failed.  On
- * commit there should be none left (portals end before commit), but never
- * carry one over.
+ * A transaction ends (the transaction callback in hooks.c).  On abort, the
+ * watched run in flight failed.  On commit there should be none left
+ * (portals end before commit), but never carry one over.
  */
-static void
-bt_xact_callback(XactEvent event, void *arg)
+void
+bt_stats_xact_end(XactEvent event)
 {
 	/* publish a change of names: before it becomes visible, and after */
 	switch (event)
@@ -1266,7 +1244,7 @@ bt_xact_callback(XactEvent event, void *arg)
 			bt_ddl_in_xact = false;
 			break;
 		case XACT_EVENT_PREPARE:
-			/* made visible by COMMIT PREPARED, see bt_ProcessUtility */
+			/* made visible by COMMIT PREPARED, see bt_stats_utility_start */
 			bt_ddl_in_xact = false;
 			break;
 		default:

@@ -11,7 +11,7 @@
  * extension says so in shared memory and exits; the launcher gives its
  * slot back and tries that database again only every BT_NOEXT_RETRY
  * naptimes, or as soon as a CREATE EXTENSION bingo_tune commits anywhere
- * (our ProcessUtility hook and a commit callback wake it; on a standby,
+ * (the ProcessUtility hook and the commit callback wake it; on a standby,
  * where no hook sees the replayed command, the retry finds it).
  *
  * Every naptime a watcher, in one transaction: reads the catalog and the
@@ -36,14 +36,14 @@
  *
  * A backend connected to a database blocks DROP DATABASE, ALTER DATABASE
  * RENAME / SET TABLESPACE and its use as a CREATE DATABASE template.  So
- * our ProcessUtility hook, seeing such a statement, pauses that database's
+ * the ProcessUtility hook, seeing such a statement, pauses that database's
  * watcher for a while: it marks the slot paused and cancels the watcher
  * (SIGINT), which stops any build it waits for and exits; the launcher
  * starts no watcher there until the pause is over.  The server waits up to
  * 5 s for other backends to leave, which is plenty.
  *
  * Shared state (BtWatcherShared) is protected by one LWLock of our own
- * tranche "bingo_tune watcher": the launcher assigns slots (one per
+ * tranche "bingo_tune_watcher": the launcher assigns slots (one per
  * database, so at most one watcher per database; at most BT_MAX_WATCHERS
  * databases with a watcher at once); a watcher claims its slot
  * by writing its pid (refusing if another live watcher has it) and clears
@@ -179,9 +179,7 @@ typedef struct BtBackoff
 
 static BtWatcherShared *bt_watcher = NULL;
 
-static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static bool bt_wake_at_commit = false;
-static bool bt_xact_callback_registered = false;
 
 /* in a watcher */
 static int	bt_my_slot = -1;
@@ -201,11 +199,6 @@ PG_FUNCTION_INFO_V1(bt_watcher_info);
 PG_FUNCTION_INFO_V1(bt_watched);
 PG_FUNCTION_INFO_V1(bt_recommendations);
 
-static void bt_process_utility(PlannedStmt *pstmt, const char *queryString,
-							   bool readOnlyTree, ProcessUtilityContext context,
-							   ParamListInfo params, QueryEnvironment *queryEnv,
-							   DestReceiver *dest, QueryCompletion *qc);
-static void bt_xact_callback(XactEvent event, void *arg);
 static void bt_pause_database(const char *dbname);
 static int	bt_find_slot(Oid dboid, bool create);
 static void bt_watcher_on_exit(int code, Datum arg);
@@ -235,7 +228,7 @@ bt_watcher_shmem_size(void)
 void
 bt_watcher_shmem_request(void)
 {
-	RequestNamedLWLockTranche("bingo_tune watcher", 1);
+	RequestNamedLWLockTranche(BT_TRANCHE_WATCHER, 1);
 }
 
 void
@@ -247,13 +240,12 @@ bt_watcher_shmem_init(void)
 	if (!found)
 	{
 		memset(bt_watcher, 0, sizeof(BtWatcherShared));
-		bt_watcher->lock = &(GetNamedLWLockTranche("bingo_tune watcher"))->lock;
+		bt_watcher->lock = &(GetNamedLWLockTranche(BT_TRANCHE_WATCHER))->lock;
 	}
 }
 
 /*
- * Called from _PG_init during the preload: register the launcher and
- * install the utility hook.
+ * Called from _PG_init during the preload: register the launcher.
  */
 void
 bt_watcher_register(void)
@@ -270,9 +262,6 @@ bt_watcher_register(void)
 	strlcpy(worker.bgw_name, "bingo_tune launcher", BGW_MAXLEN);
 	strlcpy(worker.bgw_type, "bingo_tune launcher", BGW_MAXLEN);
 	RegisterBackgroundWorker(&worker);
-
-	prev_ProcessUtility = ProcessUtility_hook;
-	ProcessUtility_hook = bt_process_utility;
 }
 
 /*
@@ -308,14 +297,12 @@ bt_find_slot(Oid dboid, bool create)
  * ================================================================
  */
 
-static void
-bt_process_utility(PlannedStmt *pstmt, const char *queryString,
-				   bool readOnlyTree, ProcessUtilityContext context,
-				   ParamListInfo params, QueryEnvironment *queryEnv,
-				   DestReceiver *dest, QueryCompletion *qc)
+/*
+ * Before a utility statement runs (the ProcessUtility hook in hooks.c).
+ */
+void
+bt_watcher_utility(Node *parsetree)
 {
-	Node	   *parsetree = pstmt->utilityStmt;
-
 	if (bt_watcher != NULL)
 	{
 		ListCell   *lc;
@@ -351,11 +338,6 @@ bt_process_utility(PlannedStmt *pstmt, const char *queryString,
 				if (strcmp(((CreateExtensionStmt *) parsetree)->extname, "bingo_tune") == 0)
 				{
 					/* once it commits, have the launcher look at once */
-					if (!bt_xact_callback_registered)
-					{
-						RegisterXactCallback(bt_xact_callback, NULL);
-						bt_xact_callback_registered = true;
-					}
 					bt_wake_at_commit = true;
 				}
 				break;
@@ -363,20 +345,13 @@ bt_process_utility(PlannedStmt *pstmt, const char *queryString,
 				break;
 		}
 	}
-
-	/* DDL on a table being built: the build gives way first (builder.c) */
-	bt_builder_yield_for(parsetree);
-
-	if (prev_ProcessUtility)
-		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-							params, queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
 }
 
-static void
-bt_xact_callback(XactEvent event, void *arg)
+/*
+ * A transaction ends (the transaction callback in hooks.c).
+ */
+void
+bt_watcher_xact_end(XactEvent event)
 {
 	if (event == XACT_EVENT_COMMIT && bt_wake_at_commit && bt_watcher != NULL)
 	{
