@@ -144,20 +144,15 @@ typedef struct BtWatcherShared
 	BtReco		recos[BT_RECO_RING];
 } BtWatcherShared;
 
-/* One watched statement during a pass. */
-typedef struct BtStmt
+/* A watched statement and its runs, during a pass or in watched(). */
+typedef struct BtStmtRuns
 {
-	char	   *name;
-	char	   *sql;
-	char	   *schema;
-	bool		analysed;
-	uint64		queryid;
-	char	   *why;			/* why not analysed */
+	BtWatched  *w;
 	int64		calls;			/* completed, in pg_stat_statements */
 	int64		counted;		/* runs stats.c counted since reset */
 	int64		failed;			/* of which failed */
-	bool		running;
-} BtStmt;
+	bool		running;		/* in progress for longer than min_running */
+} BtStmtRuns;
 
 /* One index to build after the pass's commit. */
 typedef struct BtBuildJob
@@ -828,6 +823,25 @@ bt_watcher_main(Datum main_arg)
 }
 
 /*
+ * The statements of stmts (BtStmtRuns *) that have queryid qid.
+ */
+static List *
+bt_stmts_with_queryid(List *stmts, int64 qid)
+{
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	foreach(lc, stmts)
+	{
+		BtStmtRuns *st = lfirst(lc);
+
+		if (st->w->matched && (int64) st->w->queryid == qid)
+			result = lappend(result, st);
+	}
+	return result;
+}
+
+/*
  * pg_stat_statements: fill calls of stmts (dbid = ours).  The function
  * form with showtext = false reads no query texts.
  */
@@ -855,13 +869,8 @@ bt_read_pgss(List *stmts, Datum qids, const char *pgss_schema)
 		int64		calls = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull));
 		ListCell   *lc;
 
-		foreach(lc, stmts)
-		{
-			BtStmt	   *st = lfirst(lc);
-
-			if (st->analysed && (int64) st->queryid == qid)
-				st->calls += calls;
-		}
+		foreach(lc, bt_stmts_with_queryid(stmts, qid))
+			((BtStmtRuns *) lfirst(lc))->calls += calls;
 	}
 	SPI_finish();
 }
@@ -892,13 +901,8 @@ bt_read_activity(List *stmts, Datum qids)
 		int64		qid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
 		ListCell   *lc;
 
-		foreach(lc, stmts)
-		{
-			BtStmt	   *st = lfirst(lc);
-
-			if (st->analysed && (int64) st->queryid == qid)
-				st->running = true;
-		}
+		foreach(lc, bt_stmts_with_queryid(stmts, qid))
+			((BtStmtRuns *) lfirst(lc))->running = true;
 	}
 	SPI_finish();
 }
@@ -945,65 +949,49 @@ bt_stmt_state_name(BtStmtState state)
 /*
  * The catalog's statements with their queryid here and now, through the
  * report's catalog pass (bt_stats_sync, which also registers them for
- * counting).  Allocated in the current memory context.
+ * counting), each with no run counted yet (List of BtStmtRuns *).
+ * Allocated in the current memory context.
  */
 static List *
 bt_watched_statements(void)
 {
 	MemoryContext cxt = CurrentMemoryContext;
+	List	   *watched = bt_stats_sync();
 	List	   *stmts = NIL;
 	ListCell   *lc;
 
-	foreach(lc, bt_stats_sync())
+	MemoryContextSwitchTo(cxt);
+	foreach(lc, watched)
 	{
-		BtWatched  *w = lfirst(lc);
-		BtStmt	   *st;
+		BtStmtRuns *st = palloc0(sizeof(BtStmtRuns));
 
-		MemoryContextSwitchTo(cxt);
-		st = palloc0(sizeof(BtStmt));
-		st->name = w->name;
-		st->sql = w->statement;
-		st->schema = w->schema;
-		st->analysed = w->matched;
-		st->queryid = w->queryid;
-		st->why = w->why;
+		st->w = lfirst(lc);
 		stmts = lappend(stmts, st);
 	}
-	MemoryContextSwitchTo(cxt);
 	return stmts;
 }
 
 /*
- * Every run of stmts bingo_tune knows of, wherever it was counted: the
- * completed and failed runs stats.c's hooks counted since the last reset
- * (before and after a build), the completed calls in pg_stat_statements,
- * and runs in progress for longer than min_running in pg_stat_activity.
- * This is the one place that decides what the watcher (and watched())
- * counts as seen: a run cancelled after 300 ms, which neither of the other
- * two ever sees, is in the first.  warn: say once when pg_stat_statements
- * cannot be read.
+ * The queryids of the analysed statements of stmts, as an int8[] Datum,
+ * with stats.c's counts of each (before and after a build) filled in.
+ * (Datum) 0 if none is analysed.
  */
-static void
-bt_watched_runs(List *stmts, bool warn)
+static Datum
+bt_count_own_runs(List *stmts)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	char	   *pgss_schema = NULL;
 	BtStatsSnapshot *snap = palloc(sizeof(BtStatsSnapshot));
-	Datum	   *qidvals;
+	Datum	   *qidvals = palloc(sizeof(Datum) * (list_length(stmts) + 1));
 	int			nqids = 0;
-	Datum		qids;
 	ListCell   *lc;
-	int			ret;
 
-	qidvals = palloc(sizeof(Datum) * (list_length(stmts) + 1));
 	foreach(lc, stmts)
 	{
-		BtStmt	   *st = lfirst(lc);
+		BtStmtRuns *st = lfirst(lc);
 
-		if (!st->analysed)
+		if (!st->w->matched)
 			continue;
-		qidvals[nqids++] = Int64GetDatum((int64) st->queryid);
-		if (bt_stats_fetch(MyDatabaseId, st->queryid, snap))
+		qidvals[nqids++] = Int64GetDatum((int64) st->w->queryid);
+		if (bt_stats_fetch(MyDatabaseId, st->w->queryid, snap))
 		{
 			st->failed = (int64) snap->failed.count;
 			st->counted = (int64) (snap->done.count + snap->failed.count);
@@ -1015,11 +1003,24 @@ bt_watched_runs(List *stmts, bool warn)
 		}
 	}
 	if (nqids == 0)
-		return;
-	qids = PointerGetDatum(construct_array(qidvals, nqids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		return (Datum) 0;
+	return PointerGetDatum(construct_array(qidvals, nqids, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
+ * The schema of pg_stat_statements, if it is preloaded (its GUCs exist
+ * then) and created in this database; else NULL, and, if warn, say once
+ * that the watcher does without it.  Allocated in the current memory
+ * context.
+ */
+static char *
+bt_find_pgss(bool warn)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *pgss_schema = NULL;
+	int			ret;
 
 	SPI_connect();
-	/* pg_stat_statements is usable only when preloaded (its GUCs exist then) */
 	if (GetConfigOption("pg_stat_statements.max", true, false) != NULL)
 	{
 		ret = SPI_execute("SELECT n.nspname FROM pg_catalog.pg_extension e"
@@ -1040,7 +1041,29 @@ bt_watched_runs(List *stmts, bool warn)
 				 errhint("Add pg_stat_statements to shared_preload_libraries before bingo_tune, restart the server, and create the extension pg_stat_statements.")));
 		bt_warned_no_pgss = true;
 	}
+	return pgss_schema;
+}
 
+/*
+ * Every run of stmts bingo_tune knows of, wherever it was counted: the
+ * completed and failed runs stats.c's hooks counted since the last reset
+ * (before and after a build), the completed calls in pg_stat_statements,
+ * and runs in progress for longer than min_running in pg_stat_activity.
+ * This is the one place that decides what the watcher (and watched())
+ * counts as seen: a run cancelled after 300 ms, which neither of the other
+ * two ever sees, is in the first.  warn: say once when pg_stat_statements
+ * cannot be read.
+ */
+static void
+bt_watched_runs(List *stmts, bool warn)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Datum		qids = bt_count_own_runs(stmts);
+	char	   *pgss_schema;
+
+	if (qids == (Datum) 0)
+		return;
+	pgss_schema = bt_find_pgss(warn);
 	if (pgss_schema != NULL)
 		bt_read_pgss(stmts, qids, pgss_schema);
 	bt_read_activity(stmts, qids);
@@ -1048,9 +1071,9 @@ bt_watched_runs(List *stmts, bool warn)
 }
 
 static BtStmtState
-bt_stmt_state(const BtStmt *st)
+bt_stmt_state(const BtStmtRuns *st)
 {
-	if (!st->analysed)
+	if (!st->w->matched)
 		return BT_STMT_WAITING;
 	if (st->running)
 		return BT_STMT_RUNNING;
@@ -1061,7 +1084,7 @@ bt_stmt_state(const BtStmt *st)
 
 /* how a statement was seen, for events, the log and watched() */
 static char *
-bt_stmt_seen_detail(const BtStmt *st)
+bt_stmt_seen_detail(const BtStmtRuns *st)
 {
 	if (st->running)
 		return psprintf("running for longer than %d ms", bt_min_running);
@@ -1091,9 +1114,9 @@ bt_seen_statements(BtWantedIndex *want, List *stmts)
 
 		foreach(lc2, stmts)
 		{
-			BtStmt	   *st = lfirst(lc2);
+			BtStmtRuns *st = lfirst(lc2);
 
-			if (strcmp(st->name, name) == 0 && bt_stmt_state(st) >= BT_STMT_SEEN)
+			if (strcmp(st->w->name, name) == 0 && bt_stmt_state(st) >= BT_STMT_SEEN)
 			{
 				if (buf.len > 0)
 					appendStringInfoString(&buf, ", ");
@@ -1108,94 +1131,191 @@ bt_seen_statements(BtWantedIndex *want, List *stmts)
 }
 
 /*
- * One pass: see, decide, record; then build, outside the transaction.
+ * Start a pass's transaction, with a snapshot, allocating in passcxt.
  */
 static void
-bt_watcher_pass(MemoryContext passcxt)
+bt_pass_begin(MemoryContext passcxt)
 {
-	bool		standby;
-	Oid			extoid;
-	List	   *stmts = NIL;
-	List	   *jobs = NIL;
-	List	   *wanted;
-	ListCell   *lc;
-	bool		inserted = false;
-	TimestampTz now;
-
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	MemoryContextSwitchTo(passcxt);
 	pgstat_report_activity(STATE_RUNNING, "bingo_tune watcher: checking watched statements");
+}
 
-	standby = RecoveryInProgress();
-	now = GetCurrentTimestamp();
+static void
+bt_pass_commit(MemoryContext passcxt)
+{
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(passcxt);
+}
 
-	extoid = get_extension_oid("bingo_tune", true);
-	if (!OidIsValid(extoid))
-	{
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		ereport(DEBUG1, (errmsg("bingo_tune: no extension in this database, watcher exits")));
-		bt_exit_no_extension();
-	}
+/*
+ * No bingo_tune here (any more): end the pass and the watcher.
+ */
+static void
+bt_exit_if_no_extension(void)
+{
+	if (OidIsValid(get_extension_oid("bingo_tune", true)))
+		return;
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	ereport(DEBUG1, (errmsg("bingo_tune: no extension in this database, watcher exits")));
+	bt_exit_no_extension();
+}
 
+/* Our slot's figures, for watcher(). */
+static void
+bt_publish_pass(TimestampTz now)
+{
 	LWLockAcquire(bt_watcher->lock, LW_EXCLUSIVE);
 	bt_watcher->slots[bt_my_slot].no_extension = false;
 	bt_watcher->slots[bt_my_slot].passes++;
 	bt_watcher->slots[bt_my_slot].last_pass = now;
 	LWLockRelease(bt_watcher->lock);
+}
 
-	/*
-	 * The catalog, and each statement's queryid here and now.  The same
-	 * pass keeps the report's latency tracking in step with them, whatever
-	 * the mode: measuring is not acting.
-	 */
-	stmts = bt_watched_statements();
-	MemoryContextSwitchTo(passcxt);
+/*
+ * Log, and on a primary record, the statements seen for the first time
+ * (with this queryid).  Returns whether it inserted an event.
+ */
+static bool
+bt_announce_seen(List *stmts, bool standby)
+{
+	bool		inserted = false;
+	ListCell   *lc;
 
-	if (bt_mode == BT_MODE_OFF)
-	{
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		return;
-	}
-
-	/* every run counted: ours, pg_stat_statements', those in progress */
-	bt_watched_runs(stmts, true);
-	MemoryContextSwitchTo(passcxt);
-
-	/* statements seen for the first time (with this queryid) */
 	foreach(lc, stmts)
 	{
-		BtStmt	   *st = lfirst(lc);
+		BtStmtRuns *st = lfirst(lc);
 		char	   *key;
 
 		if (bt_stmt_state(st) < BT_STMT_SEEN)
 			continue;
-		key = psprintf("%s/" UINT64_FORMAT, st->name, st->queryid);
+		key = psprintf("%s/" UINT64_FORMAT, st->w->name, st->w->queryid);
 		if (bt_str_member(bt_announced, key))
 			continue;
-		if (standby || !bt_seen_recorded(st->name, st->queryid))
+		if (standby || !bt_seen_recorded(st->w->name, st->w->queryid))
 		{
 			char	   *detail = bt_stmt_seen_detail(st);
 
 			/* one line per event, so no errdetail */
 			ereport(LOG,
 					(errmsg("bingo_tune: statement \"%s\" seen in database \"%s\" (queryid " INT64_FORMAT ", %s)",
-							st->name, get_database_name(MyDatabaseId), (int64) st->queryid,
+							st->w->name, get_database_name(MyDatabaseId), (int64) st->w->queryid,
 							detail)));
 			if (!standby)
 			{
-				bt_record(st->name, "seen", NULL, -1, detail, &st->queryid);
+				bt_record(st->w->name, "seen", NULL, -1, detail, &st->w->queryid);
 				inserted = true;
 			}
 		}
 		bt_announced = bt_str_add(bt_announced, key);
 	}
+	return inserted;
+}
 
-	/* the indexes of the statements seen, most urgent first */
-	wanted = bt_catalog_wanted_indexes(NULL);
+/*
+ * want's index is present: say so once.  Returns whether it inserted an
+ * event.
+ */
+static bool
+bt_note_present(BtWantedIndex *want, Oid found, const char *seen_by, bool standby)
+{
+	char	   *name;
+	bool		inserted = false;
+
+	bt_recommended = bt_str_remove(bt_recommended, want->canonical);
+	if (bt_str_member(bt_known_present, want->canonical))
+		return false;
+	name = get_rel_name(found);
+	ereport(LOG,
+			(errmsg("bingo_tune: statement \"%s\": index \"%s\" already present",
+					seen_by, name ? name : want->name)));
+	if (!standby)
+	{
+		bt_record(seen_by, "already present", name ? name : want->name, -1, NULL, NULL);
+		inserted = true;
+	}
+	bt_known_present = bt_str_add(bt_known_present, want->canonical);
+	return inserted;
+}
+
+/*
+ * want's index is missing or invalid and is not to be built here (a
+ * standby, or advise mode): recommend it once.  Returns whether it
+ * inserted an event.
+ */
+static bool
+bt_recommend(BtWantedIndex *want, BtIndexState state, const char *seen_by, bool standby)
+{
+	const char *reason = standby ?
+		"standby: build it on the primary, it replicates" :
+		"advise mode: not building";
+	bool		inserted = false;
+
+	if (bt_str_member(bt_recommended, want->canonical))
+		return false;
+	ereport(LOG,
+			(errmsg("bingo_tune: statement \"%s\" needs index \"%s\" (%s; %s): %s",
+					seen_by, want->name, bt_index_state_name(state), reason,
+					bt_indexdef_create_sql(want->def))));
+	bt_add_reco(seen_by, want->name, want->canonical, reason);
+	if (!standby)
+	{
+		bt_record(seen_by, "recommended", want->name, -1, reason, NULL);
+		inserted = true;
+	}
+	bt_recommended = bt_str_add(bt_recommended, want->canonical);
+	return inserted;
+}
+
+/* The backoff of a failing build of canonical, or NULL. */
+static BtBackoff *
+bt_find_backoff(const char *canonical)
+{
+	BtBackoff  *bo = NULL;
+	ListCell   *lc;
+
+	foreach(lc, bt_backoffs)
+		if (strcmp(((BtBackoff *) lfirst(lc))->canonical, canonical) == 0)
+			bo = lfirst(lc);
+	return bo;
+}
+
+/*
+ * A build of want's index for the statements seen_by, unless a failed one
+ * waits for its backoff.
+ */
+static BtBuildJob *
+bt_build_job(BtWantedIndex *want, const char *seen_by, TimestampTz now)
+{
+	BtBackoff  *bo = bt_find_backoff(want->canonical);
+	BtBuildJob *job;
+
+	if (bo != NULL && bo->next_try > now)
+		return NULL;
+	job = palloc(sizeof(BtBuildJob));
+	job->canonical = pstrdup(want->canonical);
+	job->name = pstrdup(want->name);
+	job->statements = pstrdup(seen_by);
+	return job;
+}
+
+/*
+ * Judge the indexes of the statements seen, most urgent first: note the
+ * present ones, recommend or return as build jobs the missing ones.
+ * *inserted is set when an event was recorded.
+ */
+static List *
+bt_judge_indexes(List *stmts, bool standby, TimestampTz now,
+				 MemoryContext passcxt, bool *inserted)
+{
+	List	   *wanted = bt_catalog_wanted_indexes(NULL);
+	List	   *jobs = NIL;
+	ListCell   *lc;
+
 	MemoryContextSwitchTo(passcxt);
 	foreach(lc, wanted)
 	{
@@ -1204,6 +1324,7 @@ bt_watcher_pass(MemoryContext passcxt)
 		Oid			relid;
 		Oid			found;
 		BtIndexState state;
+		BtBuildJob *job;
 
 		if (seen_by == NULL)
 			continue;
@@ -1214,71 +1335,58 @@ bt_watcher_pass(MemoryContext passcxt)
 			continue;
 		if (state == BT_INDEX_PRESENT)
 		{
-			bt_recommended = bt_str_remove(bt_recommended, want->canonical);
-			if (!bt_str_member(bt_known_present, want->canonical))
-			{
-				char	   *name = get_rel_name(found);
-
-				ereport(LOG,
-						(errmsg("bingo_tune: statement \"%s\": index \"%s\" already present",
-								seen_by, name ? name : want->name)));
-				if (!standby)
-				{
-					bt_record(seen_by, "already present", name ? name : want->name, -1, NULL, NULL);
-					inserted = true;
-				}
-				bt_known_present = bt_str_add(bt_known_present, want->canonical);
-			}
+			*inserted |= bt_note_present(want, found, seen_by, standby);
 			continue;
 		}
-
 		/* missing or invalid */
 		bt_known_present = bt_str_remove(bt_known_present, want->canonical);
 		if (standby || bt_mode == BT_MODE_ADVISE)
-		{
-			const char *reason = standby ?
-				"standby: build it on the primary, it replicates" :
-				"advise mode: not building";
-
-			if (bt_str_member(bt_recommended, want->canonical))
-				continue;
-			ereport(LOG,
-					(errmsg("bingo_tune: statement \"%s\" needs index \"%s\" (%s; %s): %s",
-							seen_by, want->name, bt_index_state_name(state), reason,
-							bt_indexdef_create_sql(want->def))));
-			bt_add_reco(seen_by, want->name, want->canonical, reason);
-			if (!standby)
-			{
-				bt_record(seen_by, "recommended", want->name, -1, reason, NULL);
-				inserted = true;
-			}
-			bt_recommended = bt_str_add(bt_recommended, want->canonical);
-		}
-		else
-		{
-			BtBackoff  *bo = NULL;
-			ListCell   *lc2;
-			BtBuildJob *job;
-
-			foreach(lc2, bt_backoffs)
-				if (strcmp(((BtBackoff *) lfirst(lc2))->canonical, want->canonical) == 0)
-					bo = lfirst(lc2);
-			if (bo != NULL && bo->next_try > now)
-				continue;
-			job = palloc(sizeof(BtBuildJob));
-			job->canonical = pstrdup(want->canonical);
-			job->name = pstrdup(want->name);
-			job->statements = pstrdup(seen_by);
+			*inserted |= bt_recommend(want, state, seen_by, standby);
+		else if ((job = bt_build_job(want, seen_by, now)) != NULL)
 			jobs = lappend(jobs, job);
-		}
+	}
+	return jobs;
+}
+
+/*
+ * One pass: see, decide, record; then build, outside the transaction.
+ */
+static void
+bt_watcher_pass(MemoryContext passcxt)
+{
+	bool		standby;
+	TimestampTz now;
+	List	   *stmts;
+	List	   *jobs;
+	bool		inserted;
+
+	bt_pass_begin(passcxt);
+	standby = RecoveryInProgress();
+	now = GetCurrentTimestamp();
+	bt_exit_if_no_extension();
+	bt_publish_pass(now);
+
+	/*
+	 * The catalog, and each statement's queryid here and now.  The same
+	 * pass keeps the report's latency tracking in step with them, whatever
+	 * the mode: measuring is not acting.
+	 */
+	stmts = bt_watched_statements();
+	if (bt_mode == BT_MODE_OFF)
+	{
+		bt_pass_commit(passcxt);
+		return;
 	}
 
+	/* every run counted: ours, pg_stat_statements', those in progress */
+	bt_watched_runs(stmts, true);
+	MemoryContextSwitchTo(passcxt);
+
+	inserted = bt_announce_seen(stmts, standby);
+	jobs = bt_judge_indexes(stmts, standby, now, passcxt, &inserted);
 	if (inserted)
 		bt_prune_events();
-
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(passcxt);
+	bt_pass_commit(passcxt);
 
 	if (jobs != NIL)
 		bt_run_builds(jobs);
@@ -1579,18 +1687,18 @@ bt_watched(PG_FUNCTION_ARGS)
 
 	foreach(lc, stmts)
 	{
-		BtStmt	   *st = lfirst(lc);
+		BtStmtRuns *st = lfirst(lc);
 		BtStmtState state = bt_stmt_state(st);
 		Datum		values[5];
 		bool		nulls[5] = {false, false, false, false, false};
 
-		values[0] = CStringGetTextDatum(st->name);
-		values[1] = Int64GetDatum((int64) st->queryid);
+		values[0] = CStringGetTextDatum(st->w->name);
+		values[1] = Int64GetDatum((int64) st->w->queryid);
 		nulls[1] = state == BT_STMT_WAITING;
 		values[2] = CStringGetTextDatum(bt_stmt_state_name(state));
 		values[3] = Int64GetDatum(st->calls);
 		if (state == BT_STMT_WAITING)
-			values[4] = CStringGetTextDatum(st->why ? st->why : "");
+			values[4] = CStringGetTextDatum(st->w->why ? st->w->why : "");
 		else if (state >= BT_STMT_SEEN)
 			values[4] = CStringGetTextDatum(bt_stmt_seen_detail(st));
 		else
