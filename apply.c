@@ -119,35 +119,64 @@ bt_advise(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/* One apply() run: its number and how many indexes ended each way. */
+typedef struct BtApplyRun
+{
+	int64		run;
+	int			counts[BT_BUILD_YIELDED + 1];
+} BtApplyRun;
+
 /*
- * Store one outcome in bingo_tune.events.
+ * Before a build: an index present or a table not found needs none; else
+ * commit, so that the build waits holding no snapshot.
+ */
+static BtJobStep
+bt_apply_prepare(BtBuildJob *job, BtBuildResult *res, void *arg)
+{
+	Oid			relid;
+	Oid			found;
+	BtIndexState state = bt_index_state(job->want->def, &relid, &found);
+
+	if (state == BT_INDEX_PRESENT || state == BT_INDEX_NO_TABLE)
+	{
+		const char *name = OidIsValid(found) ? get_rel_name(found) : NULL;
+
+		res->outcome = state == BT_INDEX_PRESENT ? BT_BUILD_PRESENT : BT_BUILD_NO_TABLE;
+		strlcpy(res->index_name, name ? name : job->want->name, NAMEDATALEN);
+		if (state == BT_INDEX_NO_TABLE)
+			strlcpy(res->detail, "no table", BT_DETAIL_MAXLEN);
+		return BT_JOB_SKIP;
+	}
+	SPI_commit();
+	return BT_JOB_BUILD;
+}
+
+/*
+ * After a build (or a skip): count it, report it as a NOTICE and store it
+ * under the run's number.
  */
 static void
-bt_apply_record(int64 run, BtWantedIndex *want, const char *action,
-				const char *index_name, double seconds, const char *detail)
+bt_apply_done(BtBuildJob *job, const BtBuildResult *res, bool built,
+			  double seconds, void *arg)
 {
-	Oid			argtypes[6] = {TEXTOID, TEXTOID, TEXTOID, FLOAT8OID, TEXTOID, INT8OID};
-	Datum		args[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-	int			ret;
+	BtApplyRun *ar = arg;
+	char	   *table = bt_indexdef_qualified_table(job->want->def);
+	const char *outcome = bt_build_outcome_name(res->outcome);
 
-	args[0] = CStringGetTextDatum(bt_join_names(want->statements));
-	args[1] = CStringGetTextDatum(action);
-	args[2] = CStringGetTextDatum(index_name);
-	args[3] = Float8GetDatum(seconds);
-	if (seconds < 0)
-		nulls[3] = 'n';
-	args[4] = CStringGetTextDatum(detail ? detail : "");
-	if (detail == NULL || detail[0] == '\0')
-		nulls[4] = 'n';
-	args[5] = Int64GetDatum(run);
-
-	ret = SPI_execute_with_args("INSERT INTO bingo_tune.events"
-								" (statement, action, index_name, duration, detail, source, run)"
-								" VALUES ($1, $2, $3, $4 OPERATOR(pg_catalog.*) interval '1 second', $5, 'apply', $6)",
-								6, argtypes, args, nulls, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "could not record in bingo_tune.events: %s", SPI_result_code_string(ret));
+	ar->counts[res->outcome]++;
+	if (res->outcome == BT_BUILD_FAILED || res->outcome == BT_BUILD_NO_TABLE ||
+		res->outcome == BT_BUILD_YIELDED)
+		ereport(NOTICE,
+				(errmsg("%s on %s: %s: %s", res->index_name, table, outcome, res->detail)));
+	else if (!built)
+		ereport(NOTICE,
+				(errmsg("%s on %s: %s", res->index_name, table, outcome)));
+	else
+		ereport(NOTICE,
+				(errmsg("%s on %s: %s in %.2f s", res->index_name, table, outcome,
+						res->seconds)));
+	bt_record_event("apply", job->statements, outcome, res->index_name, seconds,
+					res->detail, NULL, &ar->run);
 }
 
 /*
@@ -157,11 +186,11 @@ Datum
 bt_apply(PG_FUNCTION_ARGS)
 {
 	char	   *only = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
-	List	   *wanted;
+	List	   *jobs = NIL;
 	ListCell   *lc;
-	int64		run;
 	bool		isnull;
-	int			counts[BT_BUILD_YIELDED + 1] = {0};
+	BtApplyRun	ar = {0};
+	BtBuildLoop loop = {bt_apply_prepare, bt_apply_done, &ar};
 
 	if (fcinfo->context == NULL || !IsA(fcinfo->context, CallContext) ||
 		castNode(CallContext, fcinfo->context)->atomic)
@@ -191,66 +220,28 @@ bt_apply(PG_FUNCTION_ARGS)
 	if (SPI_execute("SELECT pg_catalog.nextval('bingo_tune.apply_run'::pg_catalog.regclass)",
 					false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not get an apply run number");
-	run = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	ar.run = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
 	/* allocated in the SPI procedure context, which outlives our commits */
-	wanted = bt_catalog_wanted_indexes(only);
-
-	foreach(lc, wanted)
+	foreach(lc, bt_catalog_wanted_indexes(only))
 	{
-		BtWantedIndex *want = lfirst(lc);
-		char	   *table = bt_indexdef_qualified_table(want->def);
-		Oid			relid;
-		Oid			found;
-		BtIndexState state = bt_index_state(want->def, &relid, &found);
-		BtBuildResult res;
+		BtBuildJob *job = palloc(sizeof(BtBuildJob));
 
-		if (state == BT_INDEX_PRESENT || state == BT_INDEX_NO_TABLE)
-		{
-			const char *name = OidIsValid(found) ? get_rel_name(found) : want->name;
-			BtBuildOutcome outcome = state == BT_INDEX_PRESENT ? BT_BUILD_PRESENT : BT_BUILD_NO_TABLE;
-
-			counts[outcome]++;
-			ereport(NOTICE,
-					(errmsg("%s on %s: %s", name, table,
-							state == BT_INDEX_PRESENT ? "already present" : "skipped: no table")));
-			bt_apply_record(run, want, bt_build_outcome_name(outcome), name, -1,
-							state == BT_INDEX_PRESENT ? NULL : "no table");
-			continue;
-		}
-
-		/* hold no snapshot while the build runs: commit, forget the catalog one */
-		SPI_commit();
-		InvalidateCatalogSnapshot();
-
-		bt_build_index(MyDatabaseId, want->canonical, &res);
-		counts[res.outcome]++;
-
-		if (res.outcome == BT_BUILD_FAILED || res.outcome == BT_BUILD_NO_TABLE ||
-			res.outcome == BT_BUILD_YIELDED)
-			ereport(NOTICE,
-					(errmsg("%s on %s: %s: %s", res.index_name, table,
-							res.outcome == BT_BUILD_NO_TABLE ? "skipped" :
-							bt_build_outcome_name(res.outcome),
-							res.detail)));
-		else
-			ereport(NOTICE,
-					(errmsg("%s on %s: %s in %.2f s", res.index_name, table,
-							bt_build_outcome_name(res.outcome), res.seconds)));
-		bt_apply_record(run, want, bt_build_outcome_name(res.outcome), res.index_name,
-						res.outcome == BT_BUILD_PRESENT || res.outcome == BT_BUILD_NO_TABLE ? -1 : res.seconds,
-						res.detail);
+		job->want = lfirst(lc);
+		job->statements = bt_join_names(job->want->statements);
+		jobs = lappend(jobs, job);
 	}
+	bt_build_each(jobs, &loop);
 
 	SPI_finish();
 
 	ereport(NOTICE,
 			(errmsg("apply: %d created, %d rebuilt, %d already present, %d skipped, %d failed%s",
-					counts[BT_BUILD_CREATED], counts[BT_BUILD_REBUILT], counts[BT_BUILD_PRESENT],
-					counts[BT_BUILD_NO_TABLE], counts[BT_BUILD_FAILED],
-					counts[BT_BUILD_YIELDED] > 0 ?
+					ar.counts[BT_BUILD_CREATED], ar.counts[BT_BUILD_REBUILT], ar.counts[BT_BUILD_PRESENT],
+					ar.counts[BT_BUILD_NO_TABLE], ar.counts[BT_BUILD_FAILED],
+					ar.counts[BT_BUILD_YIELDED] > 0 ?
 					psprintf(", %d yielded to the application's DDL (run apply again)",
-							 counts[BT_BUILD_YIELDED]) : ""),
+							 ar.counts[BT_BUILD_YIELDED]) : ""),
 			 errhint("SELECT * FROM bingo_tune.last_apply shows each index's outcome.")));
 	PG_RETURN_VOID();
 }

@@ -300,6 +300,45 @@ extern void bt_builder_yield_for(Node *parsetree);
 /* The worker's entry point (named in BackgroundWorker.bgw_function_name). */
 extern PGDLLEXPORT void bt_builder_main(Datum main_arg);
 
+/*
+ * The duration an outcome is recorded with: that of a build that ran
+ * (created, rebuilt, failed, yielded); -1 (none) for an index found
+ * present or a table not found.
+ */
+extern double bt_build_seconds(const BtBuildResult *res);
+
+/* One index to build, for the statements (watch names, "a, b") it serves. */
+typedef struct BtBuildJob
+{
+	BtWantedIndex *want;
+	char	   *statements;
+} BtBuildJob;
+
+/* What a caller of bt_build_each() does before a job's build. */
+typedef enum BtJobStep
+{
+	BT_JOB_BUILD,				/* build it (prepare left no transaction open) */
+	BT_JOB_SKIP,				/* no build: prepare filled in the outcome */
+	BT_JOB_STOP					/* no more builds */
+} BtJobStep;
+
+typedef struct BtBuildLoop
+{
+	/* before each build; may fill *res and skip the build */
+	BtJobStep	(*prepare) (BtBuildJob *job, BtBuildResult *res, void *arg);
+	/* after it, or after a skip (built = false); seconds from bt_build_seconds */
+	void		(*done) (BtBuildJob *job, const BtBuildResult *res, bool built,
+						 double seconds, void *arg);
+	void	   *arg;
+} BtBuildLoop;
+
+/*
+ * The one build loop of apply() and the watcher: for each job (List of
+ * BtBuildJob *), in order, prepare, build holding no snapshot (the catalog
+ * snapshot is dropped before each build), then done.
+ */
+extern void bt_build_each(List *jobs, const BtBuildLoop *loop);
+
 /* ---- watcher.c: launcher and per-database watchers ---- */
 
 typedef enum BtMode
@@ -321,6 +360,17 @@ extern void bt_watcher_xact_end(XactEvent event);
 
 extern PGDLLEXPORT void bt_launcher_main(Datum main_arg);
 extern PGDLLEXPORT void bt_watcher_main(Datum main_arg);
+
+/*
+ * The one writer of bingo_tune.events: store one event from source
+ * ("watcher", "apply").  index_name, detail (also when empty), queryid and
+ * run may be NULL, seconds < 0 for no duration.  Needs a transaction with
+ * an active snapshot (or a non-atomic SPI connection); primary only.
+ */
+extern void bt_record_event(const char *source, const char *statement,
+							const char *action, const char *index_name,
+							double seconds, const char *detail,
+							const uint64 *queryid, const int64 *run);
 
 /* ---- discover.c: index sets for slow statements the catalog lacks ---- */
 

@@ -784,6 +784,51 @@ bt_build_index(Oid dboid, const char *canonical, BtBuildResult *result)
 		bt_stats_index_built(dboid, canonical, result->index_name);
 }
 
+double
+bt_build_seconds(const BtBuildResult *res)
+{
+	switch (res->outcome)
+	{
+		case BT_BUILD_CREATED:
+		case BT_BUILD_REBUILT:
+		case BT_BUILD_FAILED:
+		case BT_BUILD_YIELDED:
+			return res->seconds;
+		case BT_BUILD_PRESENT:
+		case BT_BUILD_NO_TABLE:
+			break;
+	}
+	return -1;
+}
+
+void
+bt_build_each(List *jobs, const BtBuildLoop *loop)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ListCell   *lc;
+
+	foreach(lc, jobs)
+	{
+		BtBuildJob *job = lfirst(lc);
+		BtBuildResult res;
+		BtJobStep	step;
+
+		memset(&res, 0, sizeof(res));
+		step = loop->prepare(job, &res, loop->arg);
+		MemoryContextSwitchTo(cxt);
+		if (step == BT_JOB_STOP)
+			break;
+		if (step == BT_JOB_BUILD)
+		{
+			/* hold no snapshot while the build runs */
+			InvalidateCatalogSnapshot();
+			bt_build_index(MyDatabaseId, job->want->canonical, &res);
+		}
+		loop->done(job, &res, step == BT_JOB_BUILD, bt_build_seconds(&res), loop->arg);
+		MemoryContextSwitchTo(cxt);
+	}
+}
+
 /*
  * Run one utility statement the way a client's simple query would run it:
  * parsed, wrapped in an unnamed portal and run as a top-level statement,

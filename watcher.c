@@ -154,14 +154,6 @@ typedef struct BtStmtRuns
 	bool		running;		/* in progress for longer than min_running */
 } BtStmtRuns;
 
-/* One index to build after the pass's commit. */
-typedef struct BtBuildJob
-{
-	char	   *canonical;
-	char	   *name;
-	char	   *statements;
-} BtBuildJob;
-
 /* Backoff of a failing index build (watcher-local). */
 typedef struct BtBackoff
 {
@@ -200,8 +192,6 @@ static void bt_watcher_on_exit(int code, Datum arg);
 static bool bt_stop_requested(void);
 static void bt_watcher_pass(MemoryContext passcxt);
 static void bt_run_builds(List *jobs);
-static void bt_record(const char *statement, const char *action, const char *index_name,
-					  double seconds, const char *detail, const uint64 *queryid);
 static void bt_prune_events(void);
 static void bt_add_reco(const char *statements, const char *index_name,
 						const char *definition, const char *reason);
@@ -1207,7 +1197,8 @@ bt_announce_seen(List *stmts, bool standby)
 							detail)));
 			if (!standby)
 			{
-				bt_record(st->w->name, "seen", NULL, -1, detail, &st->w->queryid);
+				bt_record_event("watcher", st->w->name, "seen", NULL, -1, detail,
+								&st->w->queryid, NULL);
 				inserted = true;
 			}
 		}
@@ -1235,7 +1226,8 @@ bt_note_present(BtWantedIndex *want, Oid found, const char *seen_by, bool standb
 					seen_by, name ? name : want->name)));
 	if (!standby)
 	{
-		bt_record(seen_by, "already present", name ? name : want->name, -1, NULL, NULL);
+		bt_record_event("watcher", seen_by, "already present", name ? name : want->name,
+						-1, NULL, NULL, NULL);
 		inserted = true;
 	}
 	bt_known_present = bt_str_add(bt_known_present, want->canonical);
@@ -1264,7 +1256,8 @@ bt_recommend(BtWantedIndex *want, BtIndexState state, const char *seen_by, bool 
 	bt_add_reco(seen_by, want->name, want->canonical, reason);
 	if (!standby)
 	{
-		bt_record(seen_by, "recommended", want->name, -1, reason, NULL);
+		bt_record_event("watcher", seen_by, "recommended", want->name, -1, reason,
+						NULL, NULL);
 		inserted = true;
 	}
 	bt_recommended = bt_str_add(bt_recommended, want->canonical);
@@ -1297,8 +1290,7 @@ bt_build_job(BtWantedIndex *want, const char *seen_by, TimestampTz now)
 	if (bo != NULL && bo->next_try > now)
 		return NULL;
 	job = palloc(sizeof(BtBuildJob));
-	job->canonical = pstrdup(want->canonical);
-	job->name = pstrdup(want->name);
+	job->want = want;
 	job->statements = pstrdup(seen_by);
 	return job;
 }
@@ -1394,115 +1386,141 @@ bt_watcher_pass(MemoryContext passcxt)
 }
 
 /*
+ * Before a build: stop if the mode or a pause says so; else log and
+ * record that it starts, and commit.
+ */
+static BtJobStep
+bt_watcher_build_prepare(BtBuildJob *job, BtBuildResult *res, void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+	if (bt_mode != BT_MODE_AUTO || bt_stop_requested())
+		return BT_JOB_STOP;
+
+	ereport(LOG,
+			(errmsg("bingo_tune: statement \"%s\": building index \"%s\"",
+					job->statements, job->want->name)));
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	bt_record_event("watcher", job->statements, "started", job->want->name, -1, NULL,
+					NULL, NULL);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+
+	pgstat_report_activity(STATE_RUNNING,
+						   psprintf("bingo_tune watcher: building index %s", job->want->name));
+	return BT_JOB_BUILD;
+}
+
+/*
+ * A failed or yielded build of canonical: wait longer before the next
+ * try.  Returns the wait, in seconds.
+ */
+static int64
+bt_backoff_failed(const char *canonical)
+{
+	BtBackoff  *bo = bt_find_backoff(canonical);
+	int64		wait_s;
+
+	if (bo == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(bt_long_cxt);
+
+		bo = palloc0(sizeof(BtBackoff));
+		bo->canonical = pstrdup(canonical);
+		bt_backoffs = lappend(bt_backoffs, bo);
+		MemoryContextSwitchTo(old);
+	}
+	bo->failures++;
+	wait_s = (int64) bt_naptime << Min(bo->failures, 20);
+	wait_s = Min(wait_s, BT_BACKOFF_MAX);
+	bo->next_try = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_s * 1000);
+	return wait_s;
+}
+
+/* A build of canonical that did not fail: no more backoff. */
+static void
+bt_backoff_clear(const char *canonical)
+{
+	BtBackoff  *bo = bt_find_backoff(canonical);
+
+	if (bo == NULL)
+		return;
+	bt_backoffs = list_delete_ptr(bt_backoffs, bo);
+	pfree(bo->canonical);
+	pfree(bo);
+}
+
+/*
+ * After a build: back off or remember the index, log the outcome, and
+ * record it (if the extension is still there).
+ */
+static void
+bt_watcher_build_done(BtBuildJob *job, const BtBuildResult *res, bool built,
+					  double seconds, void *arg)
+{
+	pgstat_report_activity(STATE_IDLE, NULL);
+	if (res->outcome == BT_BUILD_FAILED || res->outcome == BT_BUILD_YIELDED)
+	{
+		int64		wait_s = bt_backoff_failed(job->want->canonical);
+
+		ereport(LOG,
+				(errmsg("bingo_tune: statement \"%s\": build of index \"%s\" failed, retrying in " INT64_FORMAT " s: %s",
+						job->statements, res->index_name, wait_s, res->detail)));
+	}
+	else
+	{
+		bt_backoff_clear(job->want->canonical);
+		if (res->outcome != BT_BUILD_NO_TABLE)
+			bt_known_present = bt_str_add(bt_known_present, job->want->canonical);
+		ereport(LOG,
+				(errmsg("bingo_tune: statement \"%s\": index \"%s\" %s in %.2f s",
+						job->statements, res->index_name,
+						bt_build_outcome_name(res->outcome), res->seconds)));
+	}
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (OidIsValid(get_extension_oid("bingo_tune", true)))
+	{
+		bt_record_event("watcher", job->statements, bt_build_outcome_name(res->outcome),
+						res->index_name, seconds, res->detail, NULL, NULL);
+		bt_prune_events();
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/*
  * Build each job's index in turn, holding no snapshot, and record the
  * outcomes.
  */
 static void
 bt_run_builds(List *jobs)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ListCell   *lc;
+	BtBuildLoop loop = {bt_watcher_build_prepare, bt_watcher_build_done, NULL};
 
-	foreach(lc, jobs)
-	{
-		BtBuildJob *job = lfirst(lc);
-		BtBuildResult res;
-		BtBackoff  *bo = NULL;
-		ListCell   *lc2;
-
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-		if (bt_mode != BT_MODE_AUTO || bt_stop_requested())
-			break;
-
-		ereport(LOG,
-				(errmsg("bingo_tune: statement \"%s\": building index \"%s\"",
-						job->statements, job->name)));
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		bt_record(job->statements, "started", job->name, -1, NULL, NULL);
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		InvalidateCatalogSnapshot();
-		MemoryContextSwitchTo(cxt);
-
-		pgstat_report_activity(STATE_RUNNING, psprintf("bingo_tune watcher: building index %s", job->name));
-		bt_build_index(MyDatabaseId, job->canonical, &res);
-		pgstat_report_activity(STATE_IDLE, NULL);
-
-		foreach(lc2, bt_backoffs)
-			if (strcmp(((BtBackoff *) lfirst(lc2))->canonical, job->canonical) == 0)
-				bo = lfirst(lc2);
-
-		if (res.outcome == BT_BUILD_FAILED || res.outcome == BT_BUILD_YIELDED)
-		{
-			int64		wait_s;
-			MemoryContext old = MemoryContextSwitchTo(bt_long_cxt);
-
-			if (bo == NULL)
-			{
-				bo = palloc0(sizeof(BtBackoff));
-				bo->canonical = pstrdup(job->canonical);
-				bt_backoffs = lappend(bt_backoffs, bo);
-			}
-			MemoryContextSwitchTo(old);
-			bo->failures++;
-			wait_s = (int64) bt_naptime << Min(bo->failures, 20);
-			wait_s = Min(wait_s, BT_BACKOFF_MAX);
-			bo->next_try = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_s * 1000);
-			ereport(LOG,
-					(errmsg("bingo_tune: statement \"%s\": build of index \"%s\" failed, retrying in " INT64_FORMAT " s: %s",
-							job->statements, res.index_name, wait_s, res.detail)));
-		}
-		else
-		{
-			if (bo != NULL)
-			{
-				bt_backoffs = list_delete_ptr(bt_backoffs, bo);
-				pfree(bo->canonical);
-				pfree(bo);
-			}
-			if (res.outcome != BT_BUILD_NO_TABLE)
-				bt_known_present = bt_str_add(bt_known_present, job->canonical);
-			ereport(LOG,
-					(errmsg("bingo_tune: statement \"%s\": index \"%s\" %s in %.2f s",
-							job->statements, res.index_name,
-							bt_build_outcome_name(res.outcome), res.seconds)));
-		}
-
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		if (OidIsValid(get_extension_oid("bingo_tune", true)))
-		{
-			bt_record(job->statements, bt_build_outcome_name(res.outcome), res.index_name,
-					  res.outcome == BT_BUILD_CREATED || res.outcome == BT_BUILD_REBUILT ||
-					  res.outcome == BT_BUILD_FAILED || res.outcome == BT_BUILD_YIELDED ? res.seconds : -1,
-					  res.detail, NULL);
-			bt_prune_events();
-		}
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		MemoryContextSwitchTo(cxt);
-	}
+	bt_build_each(jobs, &loop);
 }
 
-/*
- * Store one event.  Needs a transaction and an active snapshot; primary
- * only.
- */
-static void
-bt_record(const char *statement, const char *action, const char *index_name,
-		  double seconds, const char *detail, const uint64 *queryid)
+void
+bt_record_event(const char *source, const char *statement, const char *action,
+				const char *index_name, double seconds, const char *detail,
+				const uint64 *queryid, const int64 *run)
 {
-	Oid			argtypes[6] = {TEXTOID, TEXTOID, TEXTOID, FLOAT8OID, TEXTOID, INT8OID};
-	Datum		args[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			argtypes[8] = {TEXTOID, TEXTOID, TEXTOID, FLOAT8OID,
+							   TEXTOID, TEXTOID, INT8OID, INT8OID};
+	Datum		args[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	int			ret;
 
 	args[0] = CStringGetTextDatum(statement);
@@ -1516,15 +1534,24 @@ bt_record(const char *statement, const char *action, const char *index_name,
 	args[4] = (detail && detail[0]) ? CStringGetTextDatum(detail) : (Datum) 0;
 	if (detail == NULL || detail[0] == '\0')
 		nulls[4] = 'n';
-	args[5] = queryid ? Int64GetDatum((int64) *queryid) : (Datum) 0;
+	args[5] = CStringGetTextDatum(source);
+	args[6] = queryid ? Int64GetDatum((int64) *queryid) : (Datum) 0;
 	if (queryid == NULL)
-		nulls[5] = 'n';
+		nulls[6] = 'n';
+	args[7] = run ? Int64GetDatum(*run) : (Datum) 0;
+	if (run == NULL)
+		nulls[7] = 'n';
 
+	/*
+	 * apply() runs this with the caller's search_path: the operator is
+	 * named with its schema, so that none the caller's path reaches first
+	 * can stand in for it.
+	 */
 	SPI_connect();
 	ret = SPI_execute_with_args("INSERT INTO bingo_tune.events"
-								" (statement, action, index_name, duration, detail, source, queryid)"
-								" VALUES ($1, $2, $3, $4 * interval '1 second', $5, 'watcher', $6)",
-								6, argtypes, args, nulls, false, 0);
+								" (statement, action, index_name, duration, detail, source, queryid, run)"
+								" VALUES ($1, $2, $3, $4 OPERATOR(pg_catalog.*) interval '1 second', $5, $6, $7, $8)",
+								8, argtypes, args, nulls, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not record in bingo_tune.events: %s", SPI_result_code_string(ret));
 	SPI_finish();
