@@ -499,15 +499,229 @@ bt_launch_watcher(int slot, Oid dboid)
 	return handle;
 }
 
+/* The launcher's own state, from one naptime to the next. */
+typedef struct BtLauncherState
+{
+	List	   *launched;		/* BtLaunched *: watchers started, not stopped */
+	List	   *noext;			/* BtNoExt *: databases to try again later */
+	uint32		ext_created;	/* bt_watcher->ext_created last seen */
+	bool		warned_full;
+	bool		warned_workers;
+} BtLauncherState;
+
+/* Forget the watchers we launched that have stopped. */
+static void
+bt_forget_stopped(BtLauncherState *ls)
+{
+	List	   *still = NIL;
+	ListCell   *lc;
+
+	foreach(lc, ls->launched)
+	{
+		BtLaunched *l = lfirst(lc);
+		pid_t		pid;
+
+		if (GetBackgroundWorkerPid(l->handle, &pid) != BGWH_STOPPED)
+		{
+			still = lappend(still, l);
+			continue;
+		}
+		pfree(l->handle);
+		pfree(l);
+	}
+	list_free(ls->launched);
+	ls->launched = still;
+}
+
+/* Free slot i if it still serves dboid, with no watcher and no pause. */
+static void
+bt_free_slot(int i, Oid dboid, TimestampTz now)
+{
+	BtWatcherSlot *s = &bt_watcher->slots[i];
+
+	LWLockAcquire(bt_watcher->lock, LW_EXCLUSIVE);
+	if (s->dboid == dboid && s->pid == 0 && s->paused_until <= now)
+		memset(s, 0, sizeof(BtWatcherSlot));
+	LWLockRelease(bt_watcher->lock);
+}
+
+/*
+ * Give back the slots of databases without a watcher that are gone or have
+ * no extension (those are tried again later, or as soon as a CREATE
+ * EXTENSION bingo_tune commits anywhere).  The lock is held only to copy
+ * the slots, and to free each one.
+ */
+static void
+bt_reclaim_slots(BtLauncherState *ls, List *dbs, TimestampTz now)
+{
+	BtWatcherSlot *copy = palloc(sizeof(BtWatcherSlot) * BT_MAX_WATCHERS);
+	uint32		ext_created;
+
+	LWLockAcquire(bt_watcher->lock, LW_SHARED);
+	ext_created = bt_watcher->ext_created;
+	memcpy(copy, bt_watcher->slots, sizeof(BtWatcherSlot) * BT_MAX_WATCHERS);
+	LWLockRelease(bt_watcher->lock);
+
+	/* CREATE EXTENSION somewhere: try every database again */
+	if (ext_created != ls->ext_created)
+	{
+		ls->ext_created = ext_created;
+		list_free_deep(ls->noext);
+		ls->noext = NIL;
+	}
+
+	for (int i = 0; i < BT_MAX_WATCHERS; i++)
+	{
+		BtWatcherSlot *s = &copy[i];
+
+		if (!OidIsValid(s->dboid) || s->pid != 0 || s->paused_until > now ||
+			bt_launched_in(ls->launched, s->dboid))
+			continue;
+		if (s->no_extension && list_member_oid(dbs, s->dboid))
+		{
+			BtNoExt    *ne = palloc(sizeof(BtNoExt));
+
+			ne->dboid = s->dboid;
+			ne->retry_at = TimestampTzPlusMilliseconds(now, (int64) bt_naptime * 1000 * BT_NOEXT_RETRY);
+			ls->noext = lappend(ls->noext, ne);
+			bt_free_slot(i, s->dboid, now);
+		}
+		else if (!list_member_oid(dbs, s->dboid))
+			bt_free_slot(i, s->dboid, now);
+	}
+	pfree(copy);
+}
+
+/* Drop from the retry list the databases gone or due for a new try. */
+static void
+bt_prune_noext(BtLauncherState *ls, List *dbs, TimestampTz now)
+{
+	ListCell   *lc;
+
+	foreach(lc, ls->noext)
+	{
+		BtNoExt    *ne = lfirst(lc);
+
+		if (!list_member_oid(dbs, ne->dboid) || ne->retry_at <= now)
+		{
+			ls->noext = foreach_delete_current(ls->noext, lc);
+			pfree(ne);
+		}
+	}
+}
+
+/* Is dboid on the retry list? */
+static bool
+bt_noext_in(List *noext, Oid dboid)
+{
+	ListCell   *lc;
+
+	foreach(lc, noext)
+		if (((BtNoExt *) lfirst(lc))->dboid == dboid)
+			return true;
+	return false;
+}
+
+/*
+ * The slot of dboid, assigned if it has none, if a watcher may start
+ * there now; else -1 (*full: because every slot is taken).
+ */
+static int
+bt_slot_to_launch(Oid dboid, TimestampTz now, bool *full)
+{
+	int			i;
+
+	LWLockAcquire(bt_watcher->lock, LW_EXCLUSIVE);
+	i = bt_find_slot(dboid, true);
+	*full = i < 0;
+	if (i >= 0)
+	{
+		BtWatcherSlot *s = &bt_watcher->slots[i];
+
+		if (s->pid != 0 || s->paused_until > now)
+			i = -1;
+		else
+			s->no_extension = false;
+	}
+	LWLockRelease(bt_watcher->lock);
+	return i;
+}
+
+/*
+ * Start a watcher in dboid, warning once when a slot or a worker is
+ * lacking.
+ */
+static void
+bt_launch_in(BtLauncherState *ls, Oid dboid, TimestampTz now)
+{
+	bool		full;
+	int			i = bt_slot_to_launch(dboid, now, &full);
+	BackgroundWorkerHandle *handle;
+	BtLaunched *l;
+
+	if (full)
+	{
+		if (!ls->warned_full)
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("bingo_tune watches at most %d databases at once", BT_MAX_WATCHERS),
+					 errdetail("Database with OID %u gets no watcher for now.", dboid)));
+		ls->warned_full = true;
+		return;
+	}
+	if (i < 0)
+		return;
+
+	handle = bt_launch_watcher(i, dboid);
+	if (handle == NULL)
+	{
+		if (!ls->warned_workers)
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("bingo_tune could not start a watcher: no background worker slot free"),
+					 errhint("Raise max_worker_processes: bingo_tune needs one worker per database with the extension, plus one launcher and one per index build.")));
+		ls->warned_workers = true;
+		return;
+	}
+	ls->warned_workers = false;
+	l = palloc(sizeof(BtLaunched));
+	l->dboid = dboid;
+	l->handle = handle;
+	ls->launched = lappend(ls->launched, l);
+}
+
+/* A watcher for each database of dbs that has none and may have one. */
+static void
+bt_launch_missing(BtLauncherState *ls, List *dbs, TimestampTz now)
+{
+	ListCell   *lc;
+
+	foreach(lc, dbs)
+	{
+		Oid			dboid = lfirst_oid(lc);
+
+		if (bt_noext_in(ls->noext, dboid) || bt_launched_in(ls->launched, dboid))
+			continue;
+		bt_launch_in(ls, dboid, now);
+	}
+}
+
+/* Say who we are in shared memory, so that watchers and the hook wake us. */
+static void
+bt_launcher_attach(void)
+{
+	LWLockAcquire(bt_watcher->lock, LW_EXCLUSIVE);
+	bt_watcher->launcher_pid = MyProcPid;
+	bt_watcher->launcher_latch = MyLatch;
+	LWLockRelease(bt_watcher->lock);
+	before_shmem_exit(bt_launcher_on_exit, (Datum) 0);
+}
+
 void
 bt_launcher_main(Datum main_arg)
 {
 	MemoryContext cxt;
-	List	   *launched = NIL;
-	List	   *noext = NIL;
-	uint32		ext_created = 0;
-	bool		warned_full = false;
-	bool		warned_workers = false;
+	BtLauncherState ls = {0};
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -519,12 +733,7 @@ bt_launcher_main(Datum main_arg)
 	/* no database: only the shared catalogs, pg_database among them */
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("bingo_tune launcher");
-
-	LWLockAcquire(bt_watcher->lock, LW_EXCLUSIVE);
-	bt_watcher->launcher_pid = MyProcPid;
-	bt_watcher->launcher_latch = MyLatch;
-	LWLockRelease(bt_watcher->lock);
-	before_shmem_exit(bt_launcher_on_exit, (Datum) 0);
+	bt_launcher_attach();
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "bingo_tune launcher",
 								ALLOCSET_DEFAULT_SIZES);
@@ -532,8 +741,6 @@ bt_launcher_main(Datum main_arg)
 	for (;;)
 	{
 		List	   *dbs;
-		List	   *still = NIL;
-		ListCell   *lc;
 		TimestampTz now;
 
 		CHECK_FOR_INTERRUPTS();
@@ -546,123 +753,14 @@ bt_launcher_main(Datum main_arg)
 		MemoryContextReset(cxt);
 		pgstat_report_activity(STATE_RUNNING, "listing databases");
 		dbs = bt_list_databases(cxt);
-		/* launched and noext live as long as the launcher */
+		/* the launcher's lists live as long as it does */
 		MemoryContextSwitchTo(TopMemoryContext);
 		now = GetCurrentTimestamp();
 
-		LWLockAcquire(bt_watcher->lock, LW_EXCLUSIVE);
-
-		/* CREATE EXTENSION somewhere: try every database again */
-		if (bt_watcher->ext_created != ext_created)
-		{
-			ext_created = bt_watcher->ext_created;
-			list_free_deep(noext);
-			noext = NIL;
-		}
-
-		/* forget watchers that have stopped */
-		foreach(lc, launched)
-		{
-			BtLaunched *l = lfirst(lc);
-			pid_t		pid;
-
-			if (GetBackgroundWorkerPid(l->handle, &pid) != BGWH_STOPPED)
-			{
-				still = lappend(still, l);
-				continue;
-			}
-			pfree(l->handle);
-			pfree(l);
-		}
-		list_free(launched);
-		launched = still;
-
-		/*
-		 * Give back the slots of databases without a watcher that are gone
-		 * or have no extension (those are tried again later).
-		 */
-		for (int i = 0; i < BT_MAX_WATCHERS; i++)
-		{
-			BtWatcherSlot *s = &bt_watcher->slots[i];
-
-			if (!OidIsValid(s->dboid) || s->pid != 0 || s->paused_until > now ||
-				bt_launched_in(launched, s->dboid))
-				continue;
-			if (s->no_extension && list_member_oid(dbs, s->dboid))
-			{
-				BtNoExt    *ne = palloc(sizeof(BtNoExt));
-
-				ne->dboid = s->dboid;
-				ne->retry_at = TimestampTzPlusMilliseconds(now, (int64) bt_naptime * 1000 * BT_NOEXT_RETRY);
-				noext = lappend(noext, ne);
-				memset(s, 0, sizeof(BtWatcherSlot));
-			}
-			else if (!list_member_oid(dbs, s->dboid))
-				memset(s, 0, sizeof(BtWatcherSlot));
-		}
-		foreach(lc, noext)
-		{
-			BtNoExt    *ne = lfirst(lc);
-
-			if (!list_member_oid(dbs, ne->dboid) || ne->retry_at <= now)
-			{
-				noext = foreach_delete_current(noext, lc);
-				pfree(ne);
-			}
-		}
-
-		foreach(lc, dbs)
-		{
-			Oid			dboid = lfirst_oid(lc);
-			int			i;
-			BtWatcherSlot *s;
-			BackgroundWorkerHandle *handle;
-			ListCell   *lc2;
-			bool		skip = false;
-
-			foreach(lc2, noext)
-				if (((BtNoExt *) lfirst(lc2))->dboid == dboid)
-					skip = true;
-			if (skip || bt_launched_in(launched, dboid))
-				continue;
-
-			i = bt_find_slot(dboid, true);
-			if (i < 0)
-			{
-				if (!warned_full)
-					ereport(WARNING,
-							(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-							 errmsg("bingo_tune watches at most %d databases at once", BT_MAX_WATCHERS),
-							 errdetail("Database with OID %u gets no watcher for now.", dboid)));
-				warned_full = true;
-				continue;
-			}
-			s = &bt_watcher->slots[i];
-			if (s->pid != 0 || s->paused_until > now)
-				continue;
-
-			s->no_extension = false;
-			handle = bt_launch_watcher(i, dboid);
-			if (handle == NULL)
-			{
-				if (!warned_workers)
-					ereport(WARNING,
-							(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-							 errmsg("bingo_tune could not start a watcher: no background worker slot free"),
-							 errhint("Raise max_worker_processes: bingo_tune needs one worker per database with the extension, plus one launcher and one per index build.")));
-				warned_workers = true;
-				continue;
-			}
-			warned_workers = false;
-			{
-				BtLaunched *l = palloc(sizeof(BtLaunched));
-
-				l->dboid = dboid;
-				l->handle = handle;
-				launched = lappend(launched, l);
-			}
-		}
-		LWLockRelease(bt_watcher->lock);
+		bt_forget_stopped(&ls);
+		bt_reclaim_slots(&ls, dbs, now);
+		bt_prune_noext(&ls, dbs, now);
+		bt_launch_missing(&ls, dbs, now);
 
 		pgstat_report_activity(STATE_IDLE, NULL);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
