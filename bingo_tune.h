@@ -277,6 +277,16 @@ typedef struct BtBuildResult
 
 extern Size bt_builder_shmem_size(void);
 extern void bt_builder_shmem_init(void);
+
+/* Our waits, each with its own wait event on PostgreSQL 17 and later. */
+typedef enum BtWait
+{
+	BT_WAIT_NAP,				/* the launcher or a watcher between passes */
+	BT_WAIT_BUILD,				/* waiting for an index build to end */
+	BT_WAIT_YIELD				/* a build giving way to the app's DDL */
+} BtWait;
+
+extern uint32 bt_wait_event(BtWait which);
 extern const char *bt_build_outcome_name(BtBuildOutcome outcome);
 
 /*

@@ -177,6 +177,8 @@ static void bt_set_locked(bool locked);
 static void bt_yield_cleanup(const BtIndexDef *def, Oid relid,
 							 VirtualTransactionId vxid, MemoryContext cxt);
 static void bt_failure_cleanup(const BtIndexDef *def, MemoryContext cxt);
+static bool bt_build_over(Oid dboid, int idx, uint32 generation,
+						  BackgroundWorkerHandle *handle, BtBuildResult *result);
 
 Size
 bt_builder_shmem_size(void)
@@ -195,6 +197,27 @@ bt_builder_shmem_init(void)
 		memset(bt_builder, 0, sizeof(BtBuilderShared));
 		bt_builder->lock = &(GetNamedLWLockTranche(BT_TRANCHE_BUILDER))->lock;
 	}
+}
+
+/*
+ * The wait event of a wait of ours: named in pg_stat_activity on PostgreSQL
+ * 17 and later, "Extension" before.
+ */
+uint32
+bt_wait_event(BtWait which)
+{
+#if PG_VERSION_NUM >= 170000
+	static uint32 events[BT_WAIT_YIELD + 1];
+	static const char *const names[BT_WAIT_YIELD + 1] = {
+		"BingoTuneNap", "BingoTuneBuild", "BingoTuneYield"
+	};
+
+	if (events[which] == 0)
+		events[which] = WaitEventExtensionNew(names[which]);
+	return events[which];
+#else
+	return PG_WAIT_EXTENSION;
+#endif
 }
 
 const char *
@@ -605,7 +628,7 @@ bt_builder_yield_for(Node *parsetree)
 		if (!holding)
 			break;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 10L, PG_WAIT_EXTENSION);
+						 10L, bt_wait_event(BT_WAIT_YIELD));
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -623,11 +646,160 @@ bt_waiter_on_exit(int code, Datum arg)
 	bt_waited_slot = -1;
 }
 
+/*
+ * A slot for the build of canonical in dboid: ours, or the one of the same
+ * build already running (*joined).  Waits while every slot is busy or the
+ * table has another build; builds are few and short compared to this.
+ */
+static int
+bt_wait_for_slot(Oid dboid, const BtIndexDef *def, const char *canonical, bool *joined)
+{
+	for (;;)
+	{
+		int			idx = bt_claim_slot(dboid, def, canonical, joined);
+
+		if (idx >= 0)
+			return idx;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000L, bt_wait_event(BT_WAIT_BUILD));
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * Start the worker of the slot we claimed, and make sure it is cancelled if
+ * we stop waiting for it.  Returns its handle, or NULL (the slot is closed
+ * as failed) when no worker could start.
+ */
+static BackgroundWorkerHandle *
+bt_start_build(int idx, uint32 generation)
+{
+	BackgroundWorkerHandle *handle = bt_launch_worker(idx, generation);
+
+	if (handle == NULL)
+	{
+		bt_fail_slot(idx, generation,
+					 "no background worker slot free: raise max_worker_processes");
+		return NULL;
+	}
+	if (!bt_waiter_exit_registered)
+	{
+		before_shmem_exit(bt_waiter_on_exit, (Datum) 0);
+		bt_waiter_exit_registered = true;
+	}
+	bt_waited_slot = idx;
+	bt_waited_generation = generation;
+	return handle;
+}
+
+/*
+ * Look once at the build in slot idx: true, with *result filled in, when it
+ * is over.  Notices a worker gone without closing its slot, and, while the
+ * build holds its table, asks it to yield to whoever waits for that table.
+ */
+static bool
+bt_build_over(Oid dboid, int idx, uint32 generation,
+			  BackgroundWorkerHandle *handle, BtBuildResult *result)
+{
+	BtBuildSlot *s = &bt_builder->slots[idx];
+	bool		done = false;
+	int			pid;
+	BtSlotState state;
+	bool		check_yield;
+	Oid			relid;
+
+	LWLockAcquire(bt_builder->lock, LW_SHARED);
+	if (s->generation != generation)
+	{
+		/* reused: the build we watched is long over */
+		result->outcome = BT_BUILD_FAILED;
+		strlcpy(result->detail, "lost track of the build; run again to see its outcome",
+				BT_DETAIL_MAXLEN);
+		done = true;
+	}
+	else if (s->state == BT_SLOT_DONE)
+	{
+		result->outcome = s->outcome;
+		strlcpy(result->detail, s->detail, BT_DETAIL_MAXLEN);
+		strlcpy(result->index_name, s->index_name, NAMEDATALEN);
+		result->seconds = (double) (s->finished - s->started) / USECS_PER_SEC;
+		done = true;
+	}
+	state = s->state;
+	pid = s->pid;
+	relid = s->relid;
+	check_yield = state == BT_SLOT_RUNNING && s->locked && OidIsValid(relid) &&
+		(s->cancel == BT_CANCEL_NONE || s->cleaning);
+	LWLockRelease(bt_builder->lock);
+	if (done)
+		return true;
+
+	if (handle != NULL)
+	{
+		pid_t		wpid;
+
+		if (GetBackgroundWorkerPid(handle, &wpid) == BGWH_STOPPED)
+		{
+			/* it may have closed the slot just before exiting */
+			bt_fail_slot(idx, generation, "the builder exited before finishing");
+			/* the slot is closed now: read its outcome */
+			return bt_build_over(dboid, idx, generation, handle, result);
+		}
+	}
+	else if (state == BT_SLOT_RUNNING && pid != 0 && BackendPidGetProc(pid) == NULL)
+	{
+		bt_fail_slot(idx, generation, "the builder exited before finishing");
+		return bt_build_over(dboid, idx, generation, handle, result);
+	}
+
+	/* someone waits for the table: the build gives way */
+	if (check_yield)
+	{
+		LOCKMODE	mode = NoLock;
+		int			waiter = bt_table_lock_waiter(dboid, relid, &mode);
+
+		if (waiter != 0)
+			(void) bt_request_yield(idx, generation, waiter,
+									psprintf("waiting for %s",
+											 GetLockmodeName(DEFAULT_LOCKMETHOD, mode)));
+	}
+	return false;
+}
+
+/*
+ * Cancelled while waiting: cancel the build we started, and give its
+ * worker a moment (BT_CANCEL_WAIT_MS) to drop what it left, so that
+ * nothing invalid outlives the caller.
+ */
+static void
+bt_stop_build(int idx, uint32 generation, BackgroundWorkerHandle *handle)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   BT_CANCEL_WAIT_MS);
+
+	bt_cancel_build(idx, generation, BT_CANCEL_STOP);
+	while (GetCurrentTimestamp() < deadline)
+	{
+		pid_t		wpid;
+		bool		over;
+
+		LWLockAcquire(bt_builder->lock, LW_SHARED);
+		over = bt_builder->slots[idx].generation != generation ||
+			bt_builder->slots[idx].state == BT_SLOT_DONE;
+		LWLockRelease(bt_builder->lock);
+		if (over || GetBackgroundWorkerPid(handle, &wpid) == BGWH_STOPPED)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 50L, bt_wait_event(BT_WAIT_BUILD));
+		ResetLatch(MyLatch);
+	}
+}
+
 void
 bt_build_index(Oid dboid, const char *canonical, BtBuildResult *result)
 {
 	BtIndexDef *def = bt_indexdef_parse(canonical, NULL);
-	char	   *name = bt_indexdef_name(def);
 	BackgroundWorkerHandle *volatile handle = NULL;
 	int			idx;
 	uint32		generation;
@@ -636,143 +808,28 @@ bt_build_index(Oid dboid, const char *canonical, BtBuildResult *result)
 	bt_require_preload("building an index");
 
 	memset(result, 0, sizeof(*result));
-	strlcpy(result->index_name, name, NAMEDATALEN);
+	strlcpy(result->index_name, bt_indexdef_name(def), NAMEDATALEN);
 
-	/* wait for a free slot; builds are few and short compared to this */
-	for (;;)
-	{
-		idx = bt_claim_slot(dboid, def, canonical, &joined);
-		if (idx >= 0)
-			break;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 1000L, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
+	idx = bt_wait_for_slot(dboid, def, canonical, &joined);
 	generation = bt_builder->slots[idx].generation;
-
 	if (!joined)
-	{
-		handle = bt_launch_worker(idx, generation);
-		if (handle == NULL)
-		{
-			bt_fail_slot(idx, generation,
-						 "no background worker slot free: raise max_worker_processes");
-		}
-		else
-		{
-			if (!bt_waiter_exit_registered)
-			{
-				before_shmem_exit(bt_waiter_on_exit, (Datum) 0);
-				bt_waiter_exit_registered = true;
-			}
-			bt_waited_slot = idx;
-			bt_waited_generation = generation;
-		}
-	}
+		handle = bt_start_build(idx, generation);
 
 	PG_TRY();
 	{
-		for (;;)
+		while (!bt_build_over(dboid, idx, generation, handle, result))
 		{
-			BtBuildSlot *s = &bt_builder->slots[idx];
-			bool		done = false;
-			int			pid = 0;
-			BtSlotState state;
-			bool		check_yield;
-			Oid			relid;
-
-			LWLockAcquire(bt_builder->lock, LW_SHARED);
-			if (s->generation != generation)
-			{
-				/* reused: the build we watched is long over */
-				result->outcome = BT_BUILD_FAILED;
-				strlcpy(result->detail, "lost track of the build; run again to see its outcome",
-						BT_DETAIL_MAXLEN);
-				done = true;
-			}
-			else if (s->state == BT_SLOT_DONE)
-			{
-				result->outcome = s->outcome;
-				strlcpy(result->detail, s->detail, BT_DETAIL_MAXLEN);
-				strlcpy(result->index_name, s->index_name, NAMEDATALEN);
-				result->seconds = (double) (s->finished - s->started) / USECS_PER_SEC;
-				done = true;
-			}
-			state = s->state;
-			pid = s->pid;
-			relid = s->relid;
-			check_yield = state == BT_SLOT_RUNNING && s->locked && OidIsValid(relid) &&
-				(s->cancel == BT_CANCEL_NONE || s->cleaning);
-			LWLockRelease(bt_builder->lock);
-			if (done)
-				break;
-
-			if (handle != NULL)
-			{
-				pid_t		wpid;
-
-				if (GetBackgroundWorkerPid(handle, &wpid) == BGWH_STOPPED)
-				{
-					/* it may have closed the slot just before exiting */
-					bt_fail_slot(idx, generation, "the builder exited before finishing");
-					continue;
-				}
-			}
-			else if (state == BT_SLOT_RUNNING && pid != 0 && BackendPidGetProc(pid) == NULL)
-			{
-				bt_fail_slot(idx, generation, "the builder exited before finishing");
-				continue;
-			}
-
-			/* someone waits for the table: the build gives way */
-			if (check_yield)
-			{
-				LOCKMODE	mode = NoLock;
-				int			waiter = bt_table_lock_waiter(dboid, relid, &mode);
-
-				if (waiter != 0)
-					(void) bt_request_yield(idx, generation, waiter,
-											psprintf("waiting for %s",
-													 GetLockmodeName(DEFAULT_LOCKMETHOD, mode)));
-			}
-
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 BT_YIELD_CHECK_MS, PG_WAIT_EXTENSION);
+							 BT_YIELD_CHECK_MS, bt_wait_event(BT_WAIT_BUILD));
 			ResetLatch(MyLatch);
 			CHECK_FOR_INTERRUPTS();
 		}
 	}
 	PG_CATCH();
 	{
-		/*
-		 * Cancelled while waiting: cancel the build we started, and give its
-		 * worker a moment to drop what it left, so that nothing invalid
-		 * outlives the caller.  (Someone else's build we only joined goes
-		 * on.)
-		 */
+		/* someone else's build we only joined goes on */
 		if (handle != NULL)
-		{
-			TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-															   BT_CANCEL_WAIT_MS);
-
-			bt_cancel_build(idx, generation, BT_CANCEL_STOP);
-			while (GetCurrentTimestamp() < deadline)
-			{
-				pid_t		wpid;
-				bool		over;
-
-				LWLockAcquire(bt_builder->lock, LW_SHARED);
-				over = bt_builder->slots[idx].generation != generation ||
-					bt_builder->slots[idx].state == BT_SLOT_DONE;
-				LWLockRelease(bt_builder->lock);
-				if (over || GetBackgroundWorkerPid(handle, &wpid) == BGWH_STOPPED)
-					break;
-				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 50L, PG_WAIT_EXTENSION);
-				ResetLatch(MyLatch);
-			}
-		}
+			bt_stop_build(idx, generation, handle);
 		bt_waited_slot = -1;
 		PG_RE_THROW();
 	}
@@ -1085,7 +1142,7 @@ bt_yield_cleanup(const BtIndexDef *def, Oid relid, VirtualTransactionId vxid,
 			return;
 		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 100L, PG_WAIT_EXTENSION);
+						 100L, bt_wait_event(BT_WAIT_YIELD));
 		ResetLatch(MyLatch);
 		/* we are in the error path: no error from here, just give up */
 		if (ProcDiePending || QueryCancelPending)
@@ -1211,7 +1268,7 @@ bt_builder_main(Datum main_arg)
 						 errmsg("gave up waiting for process %d building an equivalent index after bingo_tune.build_lock_timeout",
 								pid)));
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 BT_OTHER_BUILD_POLL_MS, PG_WAIT_EXTENSION);
+							 BT_OTHER_BUILD_POLL_MS, bt_wait_event(BT_WAIT_BUILD));
 			ResetLatch(MyLatch);
 			CHECK_FOR_INTERRUPTS();
 		}

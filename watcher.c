@@ -764,7 +764,7 @@ bt_launcher_main(Datum main_arg)
 
 		pgstat_report_activity(STATE_IDLE, NULL);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 (long) bt_naptime * 1000L, PG_WAIT_EXTENSION);
+						 (long) bt_naptime * 1000L, bt_wait_event(BT_WAIT_NAP));
 		ResetLatch(MyLatch);
 	}
 }
@@ -903,7 +903,7 @@ bt_watcher_main(Datum main_arg)
 
 		pgstat_report_activity(STATE_IDLE, NULL);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 (long) bt_naptime * 1000L, PG_WAIT_EXTENSION);
+						 (long) bt_naptime * 1000L, bt_wait_event(BT_WAIT_NAP));
 		ResetLatch(MyLatch);
 		if (bt_stop_requested())
 			proc_exit(0);
