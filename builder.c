@@ -483,30 +483,14 @@ bt_table_lock_waiter(Oid dboid, Oid relid, LOCKMODE *mode)
 }
 
 /*
- * Called by the utility hook before a utility statement runs: if it is DDL
- * on tables (DROP TABLE, ALTER TABLE, TRUNCATE, REINDEX) that bingo_tune is
- * building an index on in this database, cancel those builds and wait (at
- * most BT_YIELD_WAIT_MS) until their workers no longer hold the tables'
- * locks, so that the statement neither waits for a build nor deadlocks
- * with one.  Only for a user who may run that statement on the table (its
- * owner; for TRUNCATE, whoever has the privilege): others will get a
- * permission error anyway and cancel nothing.
+ * The tables that parsetree, a utility statement, does DDL on: as names
+ * (*rels, RangeVars, resolved only if needed) or as OIDs (*relids).
+ * *truncate says whether it is a TRUNCATE.  false for any other statement.
  */
-void
-bt_builder_yield_for(Node *parsetree)
+static bool
+bt_ddl_tables(Node *parsetree, List **rels, List **relids, bool *truncate)
 {
-	List	   *rels = NIL;		/* RangeVars */
-	List	   *relids = NIL;
-	bool		truncate = false;
-	bool		any = false;
-	int			idxs[BT_MAX_BUILDS];
-	uint32		gens[BT_MAX_BUILDS];
-	int			n = 0;
 	ListCell   *lc;
-	TimestampTz deadline;
-
-	if (bt_builder == NULL || parsetree == NULL || !IsTransactionState())
-		return;
 
 	switch (nodeTag(parsetree))
 	{
@@ -515,103 +499,116 @@ bt_builder_yield_for(Node *parsetree)
 				DropStmt   *stmt = (DropStmt *) parsetree;
 
 				if (stmt->removeType != OBJECT_TABLE)
-					return;
+					return false;
 				foreach(lc, stmt->objects)
-					rels = lappend(rels, makeRangeVarFromNameList(castNode(List, lfirst(lc))));
-				break;
+					*rels = lappend(*rels, makeRangeVarFromNameList(castNode(List, lfirst(lc))));
+				return true;
 			}
 		case T_TruncateStmt:
-			rels = list_copy(((TruncateStmt *) parsetree)->relations);
-			truncate = true;
-			break;
+			*rels = list_copy(((TruncateStmt *) parsetree)->relations);
+			*truncate = true;
+			return true;
 		case T_AlterTableStmt:
-			rels = list_make1(((AlterTableStmt *) parsetree)->relation);
-			break;
+			*rels = list_make1(((AlterTableStmt *) parsetree)->relation);
+			return true;
 		case T_RenameStmt:
 			if (((RenameStmt *) parsetree)->relation == NULL ||
 				((RenameStmt *) parsetree)->renameType == OBJECT_INDEX)
-				return;
-			rels = list_make1(((RenameStmt *) parsetree)->relation);
-			break;
+				return false;
+			*rels = list_make1(((RenameStmt *) parsetree)->relation);
+			return true;
 		case T_ReindexStmt:
 			{
 				ReindexStmt *stmt = (ReindexStmt *) parsetree;
 
 				if (stmt->kind == REINDEX_OBJECT_TABLE)
-					rels = list_make1(stmt->relation);
+					*rels = list_make1(stmt->relation);
 				else if (stmt->kind == REINDEX_OBJECT_INDEX)
 				{
 					Oid			indoid = RangeVarGetRelid(stmt->relation, NoLock, true);
 
 					if (OidIsValid(indoid))
-						relids = list_make1_oid(IndexGetRelation(indoid, true));
+						*relids = list_make1_oid(IndexGetRelation(indoid, true));
 				}
 				else
-					return;
-				break;
+					return false;
+				return true;
 			}
 		default:
-			return;
+			return false;
 	}
+}
 
-	/* most DDL finds nothing being built: look before resolving names */
+/* Is any build running in this database? */
+static bool
+bt_any_build_here(void)
+{
+	bool		any = false;
+
 	LWLockAcquire(bt_builder->lock, LW_SHARED);
 	for (int i = 0; i < BT_MAX_BUILDS; i++)
 		if (bt_builder->slots[i].state == BT_SLOT_RUNNING &&
 			bt_builder->slots[i].dboid == MyDatabaseId)
 			any = true;
 	LWLockRelease(bt_builder->lock);
-	if (!any)
-		return;
+	return any;
+}
 
-	foreach(lc, rels)
-	{
-		RangeVar   *rv = lfirst_node(RangeVar, lc);
-		Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+/*
+ * May the current user run that DDL on relid: its owner, or for TRUNCATE
+ * whoever has the privilege?
+ */
+static bool
+bt_may_ddl(Oid relid, bool truncate)
+{
+	bool		allowed;
 
-		if (OidIsValid(relid))
-			relids = lappend_oid(relids, relid);
-	}
-
-	foreach(lc, relids)
-	{
-		Oid			relid = lfirst_oid(lc);
-		bool		allowed;
-
-		if (!OidIsValid(relid))
-			continue;
 #if PG_VERSION_NUM >= 160000
-		allowed = object_ownercheck(RelationRelationId, relid, GetUserId());
+	allowed = object_ownercheck(RelationRelationId, relid, GetUserId());
 #else
-		allowed = pg_class_ownercheck(relid, GetUserId());
+	allowed = pg_class_ownercheck(relid, GetUserId());
 #endif
-		if (!allowed && truncate)
-			allowed = pg_class_aclcheck(relid, GetUserId(), ACL_TRUNCATE) == ACLCHECK_OK;
-		if (!allowed)
-			continue;
+	if (!allowed && truncate)
+		allowed = pg_class_aclcheck(relid, GetUserId(), ACL_TRUNCATE) == ACLCHECK_OK;
+	return allowed;
+}
 
-		for (int i = 0; i < BT_MAX_BUILDS; i++)
+/*
+ * Ask every running build on relid in this database to yield to us, for
+ * command; adds each one's slot and generation to idxs / gens (*n of them).
+ */
+static void
+bt_yield_builds_on(Oid relid, const char *command, int *idxs, uint32 *gens, int *n)
+{
+	for (int i = 0; i < BT_MAX_BUILDS; i++)
+	{
+		BtBuildSlot *s = &bt_builder->slots[i];
+		uint32		gen;
+		bool		match;
+
+		LWLockAcquire(bt_builder->lock, LW_SHARED);
+		match = s->state == BT_SLOT_RUNNING && s->dboid == MyDatabaseId && s->relid == relid;
+		gen = s->generation;
+		LWLockRelease(bt_builder->lock);
+		if (match && *n < BT_MAX_BUILDS)
 		{
-			BtBuildSlot *s = &bt_builder->slots[i];
-			uint32		gen;
-			bool		match;
-
-			LWLockAcquire(bt_builder->lock, LW_SHARED);
-			match = s->state == BT_SLOT_RUNNING && s->dboid == MyDatabaseId && s->relid == relid;
-			gen = s->generation;
-			LWLockRelease(bt_builder->lock);
-			if (match && n < BT_MAX_BUILDS)
-			{
-				(void) bt_request_yield(i, gen, MyProcPid, CreateCommandName(parsetree));
-				idxs[n] = i;
-				gens[n] = gen;
-				n++;
-			}
+			(void) bt_request_yield(i, gen, MyProcPid, command);
+			idxs[*n] = i;
+			gens[*n] = gen;
+			(*n)++;
 		}
 	}
+}
 
-	/* wait for the workers to let go of the tables */
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), BT_YIELD_WAIT_MS);
+/*
+ * Wait, at most BT_YIELD_WAIT_MS, until the workers of the n builds asked
+ * to yield no longer hold their tables' locks.
+ */
+static void
+bt_wait_let_go(const int *idxs, const uint32 *gens, int n)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), BT_YIELD_WAIT_MS);
+
 	while (n > 0 && GetCurrentTimestamp() < deadline)
 	{
 		bool		holding = false;
@@ -632,6 +629,54 @@ bt_builder_yield_for(Node *parsetree)
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
+}
+
+/*
+ * Called by the utility hook before a utility statement runs: if it is DDL
+ * on tables (DROP TABLE, ALTER TABLE, TRUNCATE, REINDEX) that bingo_tune is
+ * building an index on in this database, cancel those builds and wait (at
+ * most BT_YIELD_WAIT_MS) until their workers no longer hold the tables'
+ * locks, so that the statement neither waits for a build nor deadlocks
+ * with one.  Only for a user who may run that statement on the table (its
+ * owner; for TRUNCATE, whoever has the privilege): others will get a
+ * permission error anyway and cancel nothing.
+ */
+void
+bt_builder_yield_for(Node *parsetree)
+{
+	List	   *rels = NIL;		/* RangeVars */
+	List	   *relids = NIL;
+	bool		truncate = false;
+	int			idxs[BT_MAX_BUILDS];
+	uint32		gens[BT_MAX_BUILDS];
+	int			n = 0;
+	ListCell   *lc;
+
+	if (bt_builder == NULL || parsetree == NULL || !IsTransactionState())
+		return;
+	if (!bt_ddl_tables(parsetree, &rels, &relids, &truncate))
+		return;
+
+	/* most DDL finds nothing being built: look before resolving names */
+	if (!bt_any_build_here())
+		return;
+
+	foreach(lc, rels)
+	{
+		Oid			relid = RangeVarGetRelid(lfirst_node(RangeVar, lc), NoLock, true);
+
+		if (OidIsValid(relid))
+			relids = lappend_oid(relids, relid);
+	}
+	foreach(lc, relids)
+	{
+		Oid			relid = lfirst_oid(lc);
+
+		if (OidIsValid(relid) && bt_may_ddl(relid, truncate))
+			bt_yield_builds_on(relid, CreateCommandName(parsetree), idxs, gens, &n);
+	}
+
+	bt_wait_let_go(idxs, gens, n);
 }
 
 /*
