@@ -1201,25 +1201,29 @@ bt_yield_cleanup(const BtIndexDef *def, Oid relid, VirtualTransactionId vxid,
 }
 
 /*
- * Entry point of a builder worker.
+ * What a builder worker works on.  Allocated in its memory context, so
+ * that its error path sees what the build got to.
  */
-void
-bt_builder_main(Datum main_arg)
+typedef struct BtBuildWork
+{
+	MemoryContext cxt;
+	const char *canonical;
+	BtIndexDef *def;
+	BtIndexState state;			/* what exists, once judged */
+	Oid			relid;			/* the table, once found */
+	char	   *create_sql;		/* once a name is chosen */
+} BtBuildWork;
+
+/*
+ * Take over the slot of main_arg (the generation in bgw_extra), which the
+ * waiter claimed: its database and canonical definition.  Exits if the
+ * slot was given up meanwhile.
+ */
+static Oid
+bt_builder_attach(Datum main_arg, char *canonical)
 {
 	BtBuildSlot *s;
 	Oid			dboid;
-	char		canonical[BT_DEF_MAXLEN];
-	MemoryContext cxt;
-	BtIndexDef *def;
-	volatile BtIndexState state = BT_INDEX_MISSING;
-	volatile Oid relid = InvalidOid;
-	Oid			found;
-	BtBuildOutcome outcome;
-	char	   *volatile create_sql = NULL;
-	char		buf[32];
-
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
 
 	bt_my_slot = DatumGetInt32(main_arg);
 	memcpy(&bt_my_generation, MyBgworkerEntry->bgw_extra, sizeof(uint32));
@@ -1241,10 +1245,15 @@ bt_builder_main(Datum main_arg)
 	LWLockRelease(bt_builder->lock);
 
 	before_shmem_exit(bt_builder_on_exit, (Datum) 0);
+	return dboid;
+}
 
-	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+/* A safe search_path, and waits bounded only as the operator chose. */
+static void
+bt_builder_settings(void)
+{
+	char		buf[32];
 
-	/* a safe search_path, and waits bounded only as the operator chose */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 	snprintf(buf, sizeof(buf), "%d", bt_build_lock_timeout);
 	SetConfigOption("lock_timeout", buf, PGC_SUSET, PGC_S_OVERRIDE);
@@ -1254,161 +1263,218 @@ bt_builder_main(Datum main_arg)
 		snprintf(buf, sizeof(buf), "%d", bt_build_maintenance_work_mem);
 		SetConfigOption("maintenance_work_mem", buf, PGC_SUSET, PGC_S_OVERRIDE);
 	}
+}
+
+/*
+ * Look once at what exists (w->state, w->relid); for an index to build,
+ * choose its name (w->create_sql) and publish both in our slot.  Returns
+ * the pid of the process building an equivalent index, if one is.
+ */
+static int
+bt_look_at_existing(BtBuildWork *w)
+{
+	BtBuildSlot *s = &bt_builder->slots[bt_my_slot];
+	char	   *name = NULL;
+	int			pid = 0;
+	Oid			found;
+
+	StartTransactionCommand();
+	w->state = bt_index_state(w->def, &w->relid, &found);
+	if (w->state == BT_INDEX_BUILDING)
+		pid = bt_index_builder_pid(found);
+	else if (w->state == BT_INDEX_MISSING || w->state == BT_INDEX_INVALID)
+	{
+		name = bt_choose_name(w->def, w->relid);
+		MemoryContextSwitchTo(w->cxt);
+		name = pstrdup(name);
+	}
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(w->cxt);
+
+	LWLockAcquire(bt_builder->lock, LW_EXCLUSIVE);
+	s->relid = w->relid;
+	if (name != NULL)
+		strlcpy(s->index_name, name, NAMEDATALEN);
+	LWLockRelease(bt_builder->lock);
+
+	if (name != NULL)
+		w->create_sql = bt_indexdef_create_sql_named(w->def, name);
+	return pid;
+}
+
+/*
+ * Judge what exists.  An equivalent index someone is building now (a
+ * DBA's own CREATE INDEX CONCURRENTLY) is waited for, never dropped: once
+ * it is valid there is nothing to do.
+ */
+static void
+bt_judge_existing(BtBuildWork *w)
+{
+	TimestampTz since = GetCurrentTimestamp();
+	int			other = 0;
+
+	for (;;)
+	{
+		int			pid = bt_look_at_existing(w);
+
+		if (w->state != BT_INDEX_BUILDING)
+			return;
+		if (pid != other)
+			ereport(LOG,
+					(errmsg("bingo_tune: waiting for process %d, which is building an index equivalent to %s",
+							pid, w->canonical)));
+		other = pid;
+		if (bt_build_lock_timeout > 0 &&
+			TimestampDifferenceExceeds(since, GetCurrentTimestamp(), bt_build_lock_timeout))
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("gave up waiting for process %d building an equivalent index after bingo_tune.build_lock_timeout",
+							pid)));
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 BT_OTHER_BUILD_POLL_MS, bt_wait_event(BT_WAIT_BUILD));
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* Drop an invalid leftover, then build, if the index is to be built. */
+static void
+bt_build_it(BtBuildWork *w)
+{
+	if (w->state == BT_INDEX_INVALID)
+	{
+		bt_set_locked(true);
+		bt_drop_leftovers(w->def, w->cxt);
+	}
+	if (w->state == BT_INDEX_MISSING || w->state == BT_INDEX_INVALID)
+	{
+		ereport(LOG, (errmsg("bingo_tune: building index: %s", w->create_sql)));
+		bt_set_locked(true);
+		bt_run_toplevel(w->create_sql, w->cxt);
+		bt_set_locked(false);
+	}
+}
+
+/*
+ * The build failed with the current error, or was cancelled: clean up
+ * and close the slot as yielded (to the app's DDL, which includes the
+ * deadlock detector picking us) or as failed.
+ */
+static void
+bt_builder_failed(BtBuildWork *w)
+{
+	BtBuildSlot *s = &bt_builder->slots[bt_my_slot];
+	const char *what = w->create_sql ? w->create_sql : w->canonical;
+	ErrorData  *edata;
+	char		detail[BT_DETAIL_MAXLEN];
+	BtCancel	cancel;
+	int			yield_pid;
+	VirtualTransactionId yield_vxid;
+	char		yield_why[BT_WHY_MAXLEN];
+
+	MemoryContextSwitchTo(w->cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	/* a second cancel for the same reason must not cut the cleanup short */
+	QueryCancelPending = false;
+
+	LWLockAcquire(bt_builder->lock, LW_EXCLUSIVE);
+	s->locked = false;
+	cancel = s->cancel;
+	yield_pid = s->yield_pid;
+	yield_vxid = s->yield_vxid;
+	strlcpy(yield_why, s->yield_why, BT_WHY_MAXLEN);
+	LWLockRelease(bt_builder->lock);
+
+	if (cancel == BT_CANCEL_YIELD || edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED)
+	{
+		if (cancel == BT_CANCEL_YIELD)
+			snprintf(detail, sizeof(detail), "yielded to process %d (%s); retried later",
+					 yield_pid, yield_why);
+		else
+			snprintf(detail, sizeof(detail), "yielded: %s; retried later", edata->message);
+		ereport(LOG,
+				(errmsg("bingo_tune: index build yielded to the application: %s", what),
+				 errdetail("%s", detail)));
+		bt_yield_cleanup(w->def, w->relid, yield_vxid, w->cxt);
+		bt_builder_finish(BT_BUILD_YIELDED, detail);
+		return;
+	}
+
+	if (cancel == BT_CANCEL_STOP)
+		strlcpy(detail, "cancelled: the caller stopped waiting", sizeof(detail));
+	else
+		strlcpy(detail, edata->message, sizeof(detail));
+	ereport(LOG,
+			(errmsg("bingo_tune: index build failed: %s", what),
+			 errdetail("%s", detail)));
+	/* leave no invalid index behind; the next attempt rebuilds anyway */
+	bt_failure_cleanup(w->def, w->cxt);
+	bt_builder_finish(BT_BUILD_FAILED, detail);
+}
+
+/* The outcome of a build that ran to its end, from what it found. */
+static BtBuildOutcome
+bt_outcome_of(BtIndexState state)
+{
+	switch (state)
+	{
+		case BT_INDEX_PRESENT:
+			return BT_BUILD_PRESENT;
+		case BT_INDEX_NO_TABLE:
+			return BT_BUILD_NO_TABLE;
+		case BT_INDEX_INVALID:
+			return BT_BUILD_REBUILT;
+		default:
+			return BT_BUILD_CREATED;
+	}
+}
+
+/*
+ * Entry point of a builder worker.
+ */
+void
+bt_builder_main(Datum main_arg)
+{
+	char		canonical[BT_DEF_MAXLEN];
+	Oid			dboid;
+	MemoryContext cxt;
+	BtBuildWork *w;
+	BtBuildOutcome outcome;
+
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	dboid = bt_builder_attach(main_arg, canonical);
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	bt_builder_settings();
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "bingo_tune builder",
 								ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(cxt);
-
-	def = bt_indexdef_parse(canonical, NULL);
+	w = palloc0(sizeof(BtBuildWork));
+	w->cxt = cxt;
+	w->canonical = pstrdup(canonical);
+	w->def = bt_indexdef_parse(canonical, NULL);
+	w->state = BT_INDEX_MISSING;
+	w->relid = InvalidOid;
 
 	PG_TRY();
 	{
-		TimestampTz since = GetCurrentTimestamp();
-		int			other = 0;
-
-		/*
-		 * Judge what exists.  An equivalent index someone is building now (a
-		 * DBA's own CREATE INDEX CONCURRENTLY) is waited for, never dropped:
-		 * once it is valid there is nothing to do.
-		 */
-		for (;;)
-		{
-			char	   *name = NULL;
-			int			pid = 0;
-
-			StartTransactionCommand();
-			state = bt_index_state(def, (Oid *) &relid, &found);
-			if (state == BT_INDEX_BUILDING)
-				pid = bt_index_builder_pid(found);
-			else if (state == BT_INDEX_MISSING || state == BT_INDEX_INVALID)
-			{
-				name = bt_choose_name(def, relid);
-				MemoryContextSwitchTo(cxt);
-				name = pstrdup(name);
-			}
-			CommitTransactionCommand();
-			MemoryContextSwitchTo(cxt);
-
-			LWLockAcquire(bt_builder->lock, LW_EXCLUSIVE);
-			s->relid = relid;
-			if (name != NULL)
-				strlcpy(s->index_name, name, NAMEDATALEN);
-			LWLockRelease(bt_builder->lock);
-
-			if (state != BT_INDEX_BUILDING)
-			{
-				if (name != NULL)
-					create_sql = bt_indexdef_create_sql_named(def, name);
-				break;
-			}
-			if (pid != other)
-				ereport(LOG,
-						(errmsg("bingo_tune: waiting for process %d, which is building an index equivalent to %s",
-								pid, canonical)));
-			other = pid;
-			if (bt_build_lock_timeout > 0 &&
-				TimestampDifferenceExceeds(since, GetCurrentTimestamp(), bt_build_lock_timeout))
-				ereport(ERROR,
-						(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-						 errmsg("gave up waiting for process %d building an equivalent index after bingo_tune.build_lock_timeout",
-								pid)));
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 BT_OTHER_BUILD_POLL_MS, bt_wait_event(BT_WAIT_BUILD));
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
-		}
-
-		if (state == BT_INDEX_INVALID)
-		{
-			bt_set_locked(true);
-			bt_drop_leftovers(def, cxt);
-		}
-		if (state == BT_INDEX_MISSING || state == BT_INDEX_INVALID)
-		{
-			ereport(LOG, (errmsg("bingo_tune: building index: %s", create_sql)));
-			bt_set_locked(true);
-			bt_run_toplevel(create_sql, cxt);
-			bt_set_locked(false);
-		}
+		bt_judge_existing(w);
+		bt_build_it(w);
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-		char		detail[BT_DETAIL_MAXLEN];
-		BtCancel	cancel;
-		int			yield_pid;
-		VirtualTransactionId yield_vxid;
-		char		yield_why[BT_WHY_MAXLEN];
-		bool		yielded;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		pgstat_report_activity(STATE_IDLE, NULL);
-		/* a second cancel for the same reason must not cut the cleanup short */
-		QueryCancelPending = false;
-
-		LWLockAcquire(bt_builder->lock, LW_EXCLUSIVE);
-		s->locked = false;
-		cancel = s->cancel;
-		yield_pid = s->yield_pid;
-		yield_vxid = s->yield_vxid;
-		strlcpy(yield_why, s->yield_why, BT_WHY_MAXLEN);
-		LWLockRelease(bt_builder->lock);
-
-		/* the deadlock detector picking us is the app's DDL winning too */
-		yielded = cancel == BT_CANCEL_YIELD ||
-			edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED;
-
-		if (yielded)
-		{
-			if (cancel == BT_CANCEL_YIELD)
-				snprintf(detail, sizeof(detail), "yielded to process %d (%s); retried later",
-						 yield_pid, yield_why);
-			else
-				snprintf(detail, sizeof(detail), "yielded: %s; retried later", edata->message);
-			ereport(LOG,
-					(errmsg("bingo_tune: index build yielded to the application: %s",
-							create_sql ? create_sql : canonical),
-					 errdetail("%s", detail)));
-			bt_yield_cleanup(def, relid, yield_vxid, cxt);
-			bt_builder_finish(BT_BUILD_YIELDED, detail);
-		}
-		else
-		{
-			if (cancel == BT_CANCEL_STOP)
-				strlcpy(detail, "cancelled: the caller stopped waiting", sizeof(detail));
-			else
-				strlcpy(detail, edata->message, sizeof(detail));
-			ereport(LOG,
-					(errmsg("bingo_tune: index build failed: %s",
-							create_sql ? create_sql : canonical),
-					 errdetail("%s", detail)));
-			/* leave no invalid index behind; the next attempt rebuilds anyway */
-			bt_failure_cleanup(def, cxt);
-			bt_builder_finish(BT_BUILD_FAILED, detail);
-		}
+		bt_builder_failed(w);
 		bt_my_slot = -1;
 		proc_exit(0);
 	}
 	PG_END_TRY();
 
-	switch (state)
-	{
-		case BT_INDEX_PRESENT:
-			outcome = BT_BUILD_PRESENT;
-			break;
-		case BT_INDEX_NO_TABLE:
-			outcome = BT_BUILD_NO_TABLE;
-			break;
-		case BT_INDEX_INVALID:
-			outcome = BT_BUILD_REBUILT;
-			break;
-		default:
-			outcome = BT_BUILD_CREATED;
-			break;
-	}
+	outcome = bt_outcome_of(w->state);
 	bt_builder_finish(outcome, outcome == BT_BUILD_NO_TABLE ? "no table" : "");
 	bt_my_slot = -1;
 	proc_exit(0);
