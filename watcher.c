@@ -810,25 +810,22 @@ bt_exit_no_extension(void)
 	proc_exit(0);
 }
 
-void
-bt_watcher_main(Datum main_arg)
+/*
+ * Claim the slot the launcher gave us (main_arg; the database in
+ * bgw_extra): one watcher per database.  Exits if another live watcher
+ * has it, or the database is paused.  Returns the database.
+ */
+static Oid
+bt_watcher_claim(Datum main_arg)
 {
 	int			slot = DatumGetInt32(main_arg);
 	Oid			dboid;
-	MemoryContext passcxt;
 	bool		claimed = false;
-	char	   *dbname;
-
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	/* SIGINT stays the statement cancel handler: a pause cancels our waits */
-	BackgroundWorkerUnblockSignals();
 
 	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
 	if (bt_watcher == NULL || slot < 0 || slot >= BT_MAX_WATCHERS)
 		proc_exit(0);
 
-	/* claim the slot: one watcher per database */
 	LWLockAcquire(bt_watcher->lock, LW_EXCLUSIVE);
 	if (bt_watcher->slots[slot].dboid == dboid &&
 		(bt_watcher->slots[slot].pid == 0 ||
@@ -843,18 +840,59 @@ bt_watcher_main(Datum main_arg)
 		proc_exit(0);
 	bt_my_slot = slot;
 	before_shmem_exit(bt_watcher_on_exit, (Datum) 0);
+	return dboid;
+}
 
-	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
-
-	/* paused while we were connecting? */
-	if (bt_stop_requested())
-		proc_exit(0);
-
+/* The watcher's session settings. */
+static void
+bt_watcher_settings(void)
+{
 	SetConfigOption("application_name", "bingo_tune watcher", PGC_USERSET, PGC_S_OVERRIDE);
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 	/* never queue for long behind DDL on the app's tables */
 	SetConfigOption("lock_timeout", "5s", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+}
+
+/*
+ * A pass failed: log it (unless we were asked to leave, then exit), clean
+ * up, and let the next pass try again.
+ */
+static void
+bt_pass_failed(MemoryContext passcxt)
+{
+	bool		stop;
+
+	MemoryContextSwitchTo(passcxt);
+	stop = bt_stop_requested();
+	if (!stop)
+		EmitErrorReport();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	if (stop)
+		proc_exit(0);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+void
+bt_watcher_main(Datum main_arg)
+{
+	Oid			dboid;
+	MemoryContext passcxt;
+	char	   *dbname;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	/* SIGINT stays the statement cancel handler: a pause cancels our waits */
+	BackgroundWorkerUnblockSignals();
+
+	dboid = bt_watcher_claim(main_arg);
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+
+	/* paused while we were connecting? */
+	if (bt_stop_requested())
+		proc_exit(0);
+	bt_watcher_settings();
 
 	bt_long_cxt = AllocSetContextCreate(TopMemoryContext, "bingo_tune watcher",
 										ALLOCSET_DEFAULT_SIZES);
@@ -885,18 +923,7 @@ bt_watcher_main(Datum main_arg)
 		}
 		PG_CATCH();
 		{
-			bool		stop;
-
-			MemoryContextSwitchTo(passcxt);
-			stop = bt_stop_requested();
-			/* log it (unless we were asked to leave), clean up, try again */
-			if (!stop)
-				EmitErrorReport();
-			FlushErrorState();
-			AbortCurrentTransaction();
-			if (stop)
-				proc_exit(0);
-			pgstat_report_activity(STATE_IDLE, NULL);
+			bt_pass_failed(passcxt);
 		}
 		PG_END_TRY();
 		MemoryContextSwitchTo(TopMemoryContext);
