@@ -374,8 +374,8 @@ extern PGDLLEXPORT void bt_watcher_main(Datum main_arg);
 /*
  * The one writer of bingo_tune.events: store one event from source
  * ("watcher", "apply").  index_name, detail (also when empty), queryid and
- * run may be NULL, seconds < 0 for no duration.  Needs a transaction with
- * an active snapshot (or a non-atomic SPI connection); primary only.
+ * run may be NULL, seconds < 0 for no duration.  Needs a transaction;
+ * primary only.
  */
 extern void bt_record_event(const char *source, const char *statement,
 							const char *action, const char *index_name,

@@ -11,9 +11,10 @@
  *
  * Whoever starts a build waits for it in bt_build_index().  The build waits
  * for every transaction holding a snapshot older than its own, so the
- * waiter must hold none (DESIGN.md, "two traps"); callers are the watcher's
- * loop (outside any transaction) and the apply() procedure (right after a
- * commit).  lock_timeout bounds those waits too, so the worker sets it from
+ * waiter must hold none (DESIGN.md, "two traps"); the one caller is the
+ * build loop, bt_build_each(), of the watcher (outside any transaction)
+ * and of the apply() procedure (right after a commit).  lock_timeout
+ * bounds those waits too, so the worker sets it from
  * bingo_tune.build_lock_timeout, which is generous by default.
  *
  * Shared state: BT_MAX_BUILDS slots, one per build in flight or recently
