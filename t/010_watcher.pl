@@ -78,6 +78,18 @@ is($node->safe_psql('postgres', q{
 	SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'bingo_tune launcher'}),
 	'1', 'one launcher');
 ok(wait_passes('postgres', 1), 'the watcher makes passes');
+
+# between passes the launcher and the watcher nap on a wait event of their
+# own where the server can name one (PostgreSQL 17+), else on "Extension"
+my $nap = $node->safe_psql('postgres', 'SHOW server_version_num') >= 170000
+  ? 'BingoTuneNap' : 'Extension';
+ok($node->poll_query_until('postgres', qq{
+	SELECT count(*) = 2 FROM pg_stat_activity
+	WHERE backend_type IN ('bingo_tune launcher', 'bingo_tune watcher')
+	  AND datname IS NOT DISTINCT FROM CASE backend_type
+		WHEN 'bingo_tune watcher' THEN 'postgres' END
+	  AND wait_event_type = 'Extension' AND wait_event = '$nap'}),
+	"the launcher and the watcher nap on wait event $nap");
 is($node->safe_psql('postgres', q{
 	SELECT state || ':' || (detail LIKE '%does not exist%') FROM bingo_tune.watched()
 	WHERE statement = 'session_list'}),
