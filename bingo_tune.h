@@ -373,9 +373,9 @@ extern PGDLLEXPORT void bt_watcher_main(Datum main_arg);
 
 /*
  * The one writer of bingo_tune.events: store one event from source
- * ("watcher", "apply").  index_name, detail (also when empty), queryid and
- * run may be NULL, seconds < 0 for no duration.  Needs a transaction;
- * primary only.
+ * ("watcher", "apply").  statement, index_name, detail (also when empty),
+ * queryid and run may be NULL, seconds < 0 for no duration.  Needs a
+ * transaction; primary only.
  */
 extern void bt_record_event(const char *source, const char *statement,
 							const char *action, const char *index_name,

@@ -1648,7 +1648,9 @@ bt_record_event(const char *source, const char *statement, const char *action,
 	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	int			ret;
 
-	args[0] = CStringGetTextDatum(statement);
+	args[0] = statement ? CStringGetTextDatum(statement) : (Datum) 0;
+	if (statement == NULL)
+		nulls[0] = 'n';
 	args[1] = CStringGetTextDatum(action);
 	args[2] = index_name ? CStringGetTextDatum(index_name) : (Datum) 0;
 	if (index_name == NULL)
