@@ -60,7 +60,6 @@
 
 #include "access/htup_details.h"
 #include "access/transam.h"
-#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
@@ -77,7 +76,6 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 #include "utils/syscache.h"
 #if PG_VERSION_NUM >= 160000
 #include "nodes/queryjumble.h"
@@ -97,12 +95,26 @@ typedef struct BtOwnerState
 	Oid			first_relid;	/* the relation owner was taken from */
 } BtOwnerState;
 
+static RawStmt *bt_raw_statement(const char *sql);
 static bool bt_rangevar_walker(Node *node, void *context);
 static bool bt_rte_walker(Node *node, void *context);
 static char *bt_owner_note(BtOwnerState *st, Oid relid);
-static uint64 bt_analyse_and_jumble(const char *sql, const char *schema, Oid member);
+static void bt_analyse_and_jumble(void *arg);
 static bool bt_statement_queryid_for(const char *sql, const char *schema, Oid member,
 									 uint64 *queryid, char **why);
+
+/* The one raw statement sql holds; more or fewer raise an error. */
+static RawStmt *
+bt_raw_statement(const char *sql)
+{
+	List	   *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+
+	if (list_length(raw) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a watched statement must be exactly one statement")));
+	return linitial_node(RawStmt, raw);
+}
 
 /*
  * Parse and analyse sql with the current search_path; $n get the types
@@ -111,17 +123,12 @@ static bool bt_statement_queryid_for(const char *sql, const char *schema, Oid me
 Query *
 bt_statement_analyse(const char *sql, Oid **paramtypes, int *nparams)
 {
-	List	   *raw;
+	RawStmt    *raw = bt_raw_statement(sql);
 	ParseState *pstate;
 	Query	   *query;
 
 	*paramtypes = NULL;
 	*nparams = 0;
-	raw = raw_parser(sql, RAW_PARSE_DEFAULT);
-	if (list_length(raw) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a watched statement must be exactly one statement")));
 
 	pstate = make_parsestate(NULL);
 	pstate->p_sourcetext = sql;
@@ -130,7 +137,7 @@ bt_statement_analyse(const char *sql, Oid **paramtypes, int *nparams)
 #else
 	parse_variable_parameters(pstate, paramtypes, nparams);
 #endif
-	query = transformTopLevelStmt(pstate, linitial_node(RawStmt, raw));
+	query = transformTopLevelStmt(pstate, raw);
 	check_variable_parameters(pstate, query);
 	free_parsestate(pstate);
 	return query;
@@ -263,18 +270,12 @@ bt_owner_note(BtOwnerState *st, Oid relid)
 Oid
 bt_statement_owner(const char *sql, const char *schema, const char *name, char **why)
 {
-	List	   *raw;
 	List	   *rvs = NIL;
 	BtOwnerState st = {name, InvalidOid, InvalidOid};
 	int			nestlevel;
 	ListCell   *lc;
 
-	raw = raw_parser(sql, RAW_PARSE_DEFAULT);
-	if (list_length(raw) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a watched statement must be exactly one statement")));
-	(void) bt_rangevar_walker(linitial_node(RawStmt, raw)->stmt, &rvs);
+	(void) bt_rangevar_walker(bt_raw_statement(sql)->stmt, &rvs);
 
 	nestlevel = bt_app_search_path(schema);
 	foreach(lc, rvs)
@@ -355,27 +356,37 @@ bt_statement_analyse_as(const char *sql, const char *schema, Oid owner, const ch
 	return query;
 }
 
+/* bt_analyse_and_jumble's arguments and result */
+typedef struct BtJumbleArgs
+{
+	const char *sql;
+	const char *schema;
+	Oid			member;
+	uint64		queryid;
+} BtJumbleArgs;
+
 /*
  * Analyse sql as the owner of its tables, with the application's search
- * path for schema, and return its queryid.  When member is valid, it must
- * have that owner's privileges.  Runs inside the caller's subtransaction;
- * errors propagate.
+ * path for schema, and set its queryid.  When member is valid, it must
+ * have that owner's privileges.  Runs in bt_statement_queryid_for's
+ * subtransaction; errors propagate.
  */
-static uint64
-bt_analyse_and_jumble(const char *sql, const char *schema, Oid member)
+static void
+bt_analyse_and_jumble(void *arg)
 {
+	BtJumbleArgs *a = (BtJumbleArgs *) arg;
 	Query	   *query;
 	Oid		   *paramtypes;
 	int			nparams;
 	Oid			owner;
 	char	   *why = NULL;
 
-	owner = bt_statement_owner(sql, schema, NULL, &why);
+	owner = bt_statement_owner(a->sql, a->schema, NULL, &why);
 	if (!OidIsValid(owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg_internal("%s", why)));
-	if (OidIsValid(member) && !has_privs_of_role(member, owner))
+	if (OidIsValid(a->member) && !has_privs_of_role(a->member, owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to analyse the statement as role \"%s\"",
@@ -384,13 +395,13 @@ bt_analyse_and_jumble(const char *sql, const char *schema, Oid member)
 						   "queryid() runs it with the rights of the tables' owner."),
 				 errhint("Call queryid() as that role, a member of it or a superuser.")));
 
-	query = bt_statement_analyse_as(sql, schema, owner, NULL, &paramtypes, &nparams);
+	query = bt_statement_analyse_as(a->sql, a->schema, owner, NULL, &paramtypes, &nparams);
 #if PG_VERSION_NUM >= 160000
 	(void) JumbleQuery(query);
 #else
-	(void) JumbleQuery(query, sql);
+	(void) JumbleQuery(query, a->sql);
 #endif
-	return query->queryId;
+	a->queryid = query->queryId;
 }
 
 bool
@@ -407,45 +418,25 @@ static bool
 bt_statement_queryid_for(const char *sql, const char *schema, Oid member,
 						 uint64 *queryid, char **why)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	volatile bool ok = false;
+	BtJumbleArgs a = {sql, schema, member, 0};
+	ErrorData  *edata = bt_run_caught(bt_analyse_and_jumble, &a, true);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-
-	PG_TRY();
+	if (edata == NULL)
 	{
-		*queryid = bt_analyse_and_jumble(sql, schema, member);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-		ok = true;
+		*queryid = a.queryid;
+		return true;
 	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-		/* a cancel or timeout belongs to the caller's statement */
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-			ReThrowError(edata);
-		if (OidIsValid(member) &&
-			(edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE ||
-			 edata->sqlerrcode == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE))
-			ReThrowError(edata);
-		if (why)
-			*why = pstrdup(edata->message);
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
-
-	return ok;
+	/* a cancel or timeout belongs to the caller's statement */
+	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		ReThrowError(edata);
+	if (OidIsValid(member) &&
+		(edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE ||
+		 edata->sqlerrcode == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE))
+		ReThrowError(edata);
+	if (why)
+		*why = pstrdup(edata->message);
+	FreeErrorData(edata);
+	return false;
 }
 
 /*
