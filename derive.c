@@ -58,7 +58,6 @@
 #include "access/itup.h"
 #include "access/nbtree.h"
 #include "access/stratnum.h"
-#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
@@ -83,7 +82,6 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 #include "utils/syscache.h"
 #include "utils/tuplestore.h"
 #if PG_VERSION_NUM >= 160000
@@ -228,9 +226,9 @@ typedef struct BtdState
 
 /*---- Function declarations ----*/
 
-static void btd_set_search_path(const char *schema);
 static Query *btd_analyse(BtdState *st);
 static void btd_check_caller(BtdState *st, Query *query);
+static void btd_derive_as_owner(void *arg);
 static void btd_run_as_owner(BtdState *st);
 static void btd_derive(BtdState *st);
 static void btd_extract(BtdState *st);
@@ -322,24 +320,6 @@ bt_derive_init(void)
 							PGC_USERSET,
 							GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
-}
-
-/*
- * The search_path derive() analyses and plans under: the statement's
- * schema, then pg_temp (pg_catalog is searched first, implicitly), so that
- * nothing the caller put on their own path can stand in for a table or a
- * function.  Saved in the current GUC nest level.
- *
- * queryid.c sets a similar path for the watcher; the two are meant to
- * become one shared helper.
- */
-static void
-btd_set_search_path(const char *schema)
-{
-	(void) set_config_option("search_path",
-							 psprintf("%s, pg_temp", quote_identifier(schema)),
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
 }
 
 /*
@@ -445,61 +425,52 @@ btd_check_caller(BtdState *st, Query *query)
 }
 
 /*
- * Run btd_derive() as the tables' owner in a security-restricted
- * operation, inside a subtransaction.  On error, the hypothetical indexes
- * made so far are dropped (as the caller) before the error goes on.
+ * btd_derive() as the tables' owner, in a security-restricted operation
+ * with a GUC nest level of its own and the application's search_path for
+ * the statement's schema (queryid.c: bt_app_search_path): nothing the
+ * caller put on their own path can stand in for a table or a function.
+ */
+static void
+btd_derive_as_owner(void *arg)
+{
+	BtdState   *st = (BtdState *) arg;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			nestlevel;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(st->owner,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	nestlevel = bt_app_search_path(st->schema);
+
+	btd_derive(st);
+
+	/*
+	 * Discard every setting changed at this level: the owner's code (a
+	 * domain's CHECK, a function the planner folds) may have run a
+	 * session-wide SET, which must not outlive its rights.
+	 */
+	AtEOXact_GUC(false, nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+}
+
+/*
+ * Run btd_derive_as_owner() in a subtransaction (bt_run_caught).  On
+ * error, whose abort restores the user, the security context and the
+ * GUCs, the hypothetical indexes made so far are dropped (as the caller)
+ * before the error goes on.
  */
 static void
 btd_run_as_owner(BtdState *st)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	Oid			save_userid;
-	int			save_sec_context;
+	ErrorData  *edata = bt_run_caught(btd_derive_as_owner, st, true);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-
-	PG_TRY();
+	if (edata != NULL)
 	{
-		int			nestlevel;
-
-		GetUserIdAndSecContext(&save_userid, &save_sec_context);
-		SetUserIdAndSecContext(st->owner,
-							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-							   SECURITY_RESTRICTED_OPERATION);
-		nestlevel = NewGUCNestLevel();
-		btd_set_search_path(st->schema);
-
-		btd_derive(st);
-
-		/*
-		 * Discard every setting changed at this level: the owner's code
-		 * (a domain's CHECK, a function the planner folds) may have run a
-		 * session-wide SET, which must not outlive its rights.
-		 */
-		AtEOXact_GUC(false, nestlevel);
-		SetUserIdAndSecContext(save_userid, save_sec_context);
-
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		/* the abort restores the user, the security context and the GUCs */
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
 		btd_hypo_drop_all(st);
 		ReThrowError(edata);
 	}
-	PG_END_TRY();
 }
 
 /*
@@ -1982,6 +1953,41 @@ bt_derive_in_progress(void)
 	return btd_busy;
 }
 
+/* bt_derive_indexes' arguments and result */
+typedef struct BtdIndexesArgs
+{
+	const char *sql;
+	const char *schema;
+	List	   *result;			/* canonical definitions (char *) */
+} BtdIndexesArgs;
+
+/*
+ * bt_derive_indexes' step, in its subtransaction: derive without checking
+ * the caller, and copy the chosen set's definitions into the caller's
+ * memory context.
+ */
+static void
+btd_indexes_step(void *arg)
+{
+	BtdIndexesArgs *a = (BtdIndexesArgs *) arg;
+	MemoryContext callercxt = CurrentMemoryContext;
+	MemoryContext spicxt;
+	BtdState	st;
+	ListCell   *lc;
+
+	memset(&st, 0, sizeof(st));
+	st.sql = pstrdup(a->sql);
+	st.schema = pstrdup(a->schema);
+	st.internal = true;
+	st.cost_after = -1;
+	btd_compute(&st);
+	spicxt = MemoryContextSwitchTo(callercxt);
+	foreach(lc, st.chosen)
+		a->result = lappend(a->result, btd_canonical((BtdIndex *) lfirst(lc)));
+	MemoryContextSwitchTo(spicxt);
+	SPI_finish();
+}
+
 /*
  * The set derived for a catalog row whose indexes are NULL: a List of
  * canonical definitions (char *), allocated in the caller's memory
@@ -1994,56 +2000,21 @@ bt_derive_in_progress(void)
 List *
 bt_derive_indexes(const char *sql, const char *schema, char **why)
 {
-	MemoryContext callercxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	List	   *volatile result = NIL;
+	BtdIndexesArgs a = {sql, schema, NIL};
+	ErrorData  *edata;
 
 	if (why)
 		*why = NULL;
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(callercxt);
-	PG_TRY();
-	{
-		BtdState	st;
-		ListCell   *lc;
-		MemoryContext spicxt;
-
-		memset(&st, 0, sizeof(st));
-		st.sql = pstrdup(sql);
-		st.schema = pstrdup(schema);
-		st.internal = true;
-		st.cost_after = -1;
-		btd_compute(&st);
-		spicxt = MemoryContextSwitchTo(callercxt);
-		foreach(lc, st.chosen)
-			result = lappend(result, btd_canonical((BtdIndex *) lfirst(lc)));
-		MemoryContextSwitchTo(spicxt);
-		SPI_finish();
-
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(callercxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(callercxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(callercxt);
-		CurrentResourceOwner = oldowner;
-		/* a cancel or timeout belongs to the caller's statement */
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-			ReThrowError(edata);
-		if (why)
-			*why = pstrdup(edata->message);
-		FreeErrorData(edata);
-		result = NIL;
-	}
-	PG_END_TRY();
-	return result;
+	edata = bt_run_caught(btd_indexes_step, &a, true);
+	if (edata == NULL)
+		return a.result;
+	/* a cancel or timeout belongs to the caller's statement */
+	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		ReThrowError(edata);
+	if (why)
+		*why = pstrdup(edata->message);
+	FreeErrorData(edata);
+	return NIL;
 }
 
 /*
