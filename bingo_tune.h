@@ -169,6 +169,13 @@ typedef struct BtWatched
  */
 extern List *bt_catalog_wanted_indexes(const char *only_statement);
 
+/*
+ * The distinct indexes rows (List of BtWatched *, as bt_catalog_read
+ * returns them) want, as bt_catalog_wanted_indexes lists them.  The caller
+ * has checked that whoever asked may read the catalog.
+ */
+extern List *bt_catalog_wanted_of(List *rows);
+
 /* the owner of bingo_tune.watch (the extension's owner) */
 extern Oid	bt_catalog_owner(void);
 

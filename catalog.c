@@ -369,15 +369,27 @@ List *
 bt_catalog_wanted_indexes(const char *only_statement)
 {
 	Oid			relid = get_relname_relid("watch", get_namespace_oid(BT_SCHEMA, false));
-	List	   *result = NIL;
-	ListCell   *lc;
 
 	if (OidIsValid(relid) &&
 		pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
 		pg_attribute_aclcheck_all(relid, GetUserId(), ACL_SELECT, ACLMASK_ALL) != ACLCHECK_OK)
 		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, "watch");
 
-	foreach(lc, bt_catalog_read(only_statement))
+	return bt_catalog_wanted_of(bt_catalog_read(only_statement));
+}
+
+/*
+ * The distinct indexes rows (BtWatched *, from bt_catalog_read) want, in
+ * the rows' order.  derive() reads the rows once for these and for the
+ * rows of its own statement.
+ */
+List *
+bt_catalog_wanted_of(List *rows)
+{
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	foreach(lc, rows)
 	{
 		BtWatched  *w = lfirst(lc);
 

@@ -1646,8 +1646,8 @@ btd_rules_pick(BtdState *st, List *sets)
 }
 
 /*
- * The indexes the watch catalog wants, read as the caller (the tables'
- * owner may not read the catalog); NIL when the caller may not read it.
+ * The indexes the watch catalog wants (catalog.c reads it), for a caller
+ * who may read the catalog (the tables' owner may not); NIL otherwise.
  * Also notes the names of the catalog rows whose text is this statement's,
  * which btd_share() does not count.
  */
@@ -1656,23 +1656,21 @@ btd_catalog_wanted(BtdState *st)
 {
 	Oid			nsp = get_namespace_oid(BT_SCHEMA, true);
 	Oid			watch = OidIsValid(nsp) ? get_relname_relid("watch", nsp) : InvalidOid;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1];
+	List	   *rows;
+	ListCell   *lc;
 
 	if (!OidIsValid(watch) ||
 		pg_class_aclcheck(watch, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		return NIL;
-	values[0] = CStringGetTextDatum(st->sql);
-	if (SPI_execute_with_args("SELECT name FROM bingo_tune.watch"
-							  " WHERE statement OPERATOR(pg_catalog.=) $1",
-							  1, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read bingo_tune.watch");
-	for (uint64 row = 0; row < SPI_processed; row++)
-		st->self_names = lappend(st->self_names,
-								 makeString(SPI_getvalue(SPI_tuptable->vals[row],
-														 SPI_tuptable->tupdesc, 1)));
-	SPI_freetuptable(SPI_tuptable);
-	return bt_catalog_wanted_indexes(NULL);
+	rows = bt_catalog_read(NULL);
+	foreach(lc, rows)
+	{
+		BtWatched  *w = (BtWatched *) lfirst(lc);
+
+		if (strcmp(w->statement, st->sql) == 0)
+			st->self_names = lappend(st->self_names, makeString(w->name));
+	}
+	return bt_catalog_wanted_of(rows);
 }
 
 /* ---- HypoPG ---- */
