@@ -126,11 +126,21 @@ typedef struct BtdcJob
 /*---- Function declarations ----*/
 
 static List *btdc_discover(bool build);
+static char *btdc_pgss_schema(void);
+static bool btdc_is_watched(BtdcCandidate *c, List *watched_ids, List *watched_texts);
+static char *btdc_new_basis(BtdcCandidate *c, bool build, const char *fingerprint,
+							char **schema);
+static List *btdc_derive(BtdcCandidate *c, const char *schema, const char *basis,
+						 bool build);
+static char *btdc_detail(BtdcCandidate *c, const char *schema, List *set, const char *why);
+static void btdc_prune_events(void);
 static List *btdc_candidates(const char *pgss_schema);
 static void btdc_watched(List **queryids, List **texts, char **fingerprint);
 static bool btdc_rejected_before(uint64 queryid);
 static void btdc_reject(uint64 queryid, const char *why);
 static Query *btdc_check(BtdcCandidate *c, const char *schema, char **why);
+static void btdc_check_step(void *arg);
+static char *btdc_refusal(Query *query);
 static bool btdc_user_function(Oid funcid, void *context);
 static bool btdc_user_code_walker(Node *node, void *context);
 static char *btdc_schema(BtdcCandidate *c, char **why);
@@ -219,21 +229,62 @@ bt_discover_pass(void)
 static List *
 btdc_discover(bool build)
 {
-	char	   *pgss_schema = NULL;
+	char	   *pgss_schema;
 	List	   *candidates;
 	List	   *watched_ids = NIL;
 	List	   *watched_texts = NIL;
 	char	   *fingerprint = NULL;
 	List	   *jobs = NIL;
 	int			derived = 0;
-	bool		recorded = false;
 	ListCell   *lc;
 
-	if (!OidIsValid(get_extension_oid("bingo_tune", true)))
+	pgss_schema = btdc_pgss_schema();
+	if (pgss_schema == NULL)
 		return NIL;
+	candidates = btdc_candidates(pgss_schema);
+	if (candidates == NIL)
+		return NIL;
+	btdc_watched(&watched_ids, &watched_texts, &fingerprint);
+
+	foreach(lc, candidates)
+	{
+		BtdcCandidate *c = (BtdcCandidate *) lfirst(lc);
+		char	   *schema;
+		char	   *basis;
+
+		if (derived >= BT_DISCOVER_PER_PASS)
+			break;
+		CHECK_FOR_INTERRUPTS();
+		if (btdc_is_watched(c, watched_ids, watched_texts) ||
+			btdc_rejected_before(c->queryid))
+			continue;
+		basis = btdc_new_basis(c, build, fingerprint, &schema);
+		if (basis == NULL)
+			continue;
+		derived++;
+		jobs = list_concat(jobs, btdc_derive(c, schema, basis, build));
+	}
+
+	if (derived > 0)
+		btdc_prune_events();
+	return jobs;
+}
+
+/*
+ * The schema of pg_stat_statements when discovery can read it here (this
+ * database has bingo_tune and pg_stat_statements, and the latter is
+ * preloaded), else NULL.
+ */
+static char *
+btdc_pgss_schema(void)
+{
+	char	   *pgss_schema = NULL;
+
+	if (!OidIsValid(get_extension_oid("bingo_tune", true)))
+		return NULL;
 	/* pg_stat_statements is usable only when preloaded (its GUCs exist then) */
 	if (GetConfigOption("pg_stat_statements.max", true, false) == NULL)
-		return NIL;
+		return NULL;
 	SPI_connect();
 	if (SPI_execute("SELECT n.nspname FROM pg_catalog.pg_extension e"
 					" JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
@@ -244,130 +295,153 @@ btdc_discover(bool build)
 										  SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	SPI_finish();
 	MemoryContextSwitchTo(btdc_pass_cxt);
-	if (pgss_schema == NULL)
-		return NIL;
+	return pgss_schema;
+}
 
-	candidates = btdc_candidates(pgss_schema);
-	if (candidates == NIL)
-		return NIL;
-	btdc_watched(&watched_ids, &watched_texts, &fingerprint);
+/* does the catalog hold c, by queryid or by text? */
+static bool
+btdc_is_watched(BtdcCandidate *c, List *watched_ids, List *watched_texts)
+{
+	ListCell   *lc;
 
-	foreach(lc, candidates)
+	foreach(lc, watched_ids)
+		if (*(uint64 *) lfirst(lc) == c->queryid)
+			return true;
+	foreach(lc, watched_texts)
+		if (strcmp((char *) lfirst(lc), c->sql) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The basis c would be derived on now, with *schema where its names are
+ * found; NULL when discovery does not take c (remembered, see
+ * btdc_reject) or its last derivation had the same basis.
+ */
+static char *
+btdc_new_basis(BtdcCandidate *c, bool build, const char *fingerprint, char **schema)
+{
+	char	   *why = NULL;
+	Query	   *query;
+	char	   *basis;
+	char	   *stored;
+
+	*schema = btdc_schema(c, &why);
+	query = *schema ? btdc_check(c, *schema, &why) : NULL;
+	MemoryContextSwitchTo(btdc_pass_cxt);
+	if (query == NULL)
 	{
-		BtdcCandidate *c = (BtdcCandidate *) lfirst(lc);
-		char	   *schema;
-		char	   *why = NULL;
-		char	   *basis;
-		char	   *stored;
-		Query	   *query;
-		List	   *set;
-		ListCell   *lc2;
-		StringInfoData detail;
-		bool		watched = false;
-
-		if (derived >= BT_DISCOVER_PER_PASS)
-			break;
-		CHECK_FOR_INTERRUPTS();
-		foreach(lc2, watched_ids)
-			if (*(uint64 *) lfirst(lc2) == c->queryid)
-				watched = true;
-		foreach(lc2, watched_texts)
-			if (strcmp((char *) lfirst(lc2), c->sql) == 0)
-				watched = true;
-		if (watched || btdc_rejected_before(c->queryid))
-			continue;
-
-		schema = btdc_schema(c, &why);
-		query = schema ? btdc_check(c, schema, &why) : NULL;
-		MemoryContextSwitchTo(btdc_pass_cxt);
-		if (query == NULL)
-		{
-			btdc_reject(c->queryid, why);
-			continue;
-		}
-		basis = psprintf("%s; catalog %s; tables %s", build ? "auto" : "advise",
-						 fingerprint, btdc_tables_basis(query));
-		stored = btdc_stored_basis(c->queryid);
-		MemoryContextSwitchTo(btdc_pass_cxt);
-		if (stored != NULL && strcmp(stored, basis) == 0)
-			continue;
-
-		/* derive, as the tables' owner */
-		derived++;
-		set = bt_derive_indexes(c->sql, schema, &why);
-		MemoryContextSwitchTo(btdc_pass_cxt);
-		btdc_store(c, schema, set, why, basis);
-
-		initStringInfo(&detail);
-		appendStringInfo(&detail, "mean %.1f ms over " INT64_FORMAT " calls, names in schema %s: ",
-						 c->mean_ms, c->calls, schema);
-		if (set != NIL)
-		{
-			appendStringInfoString(&detail, "derived set ");
-			foreach(lc2, set)
-				appendStringInfo(&detail, "%s%s", foreach_current_index(lc2) > 0 ? "; " : "",
-								 (char *) lfirst(lc2));
-		}
-		else if (why != NULL)
-			appendStringInfo(&detail, "no set derived: %s", why);
-		else
-			appendStringInfoString(&detail, "no index set lowers its cost");
-		ereport(LOG,
-				(errmsg("bingo_tune: discovered statement (queryid " INT64_FORMAT ") in database \"%s\": %s",
-						(int64) c->queryid, get_database_name(MyDatabaseId), detail.data)));
-		btdc_event("discovered", NULL, -1, detail.data, c->queryid);
-		recorded = true;
-
-		foreach(lc2, set)
-		{
-			char	   *canonical = (char *) lfirst(lc2);
-			BtIndexDef *def = bt_indexdef_parse(canonical, schema);
-			char	   *name = bt_indexdef_name(def);
-			Oid			relid;
-			Oid			found;
-			BtIndexState state = bt_index_state(def, &relid, &found);
-
-			MemoryContextSwitchTo(btdc_pass_cxt);
-			if (state != BT_INDEX_MISSING && state != BT_INDEX_INVALID)
-				continue;
-			if (build)
-			{
-				BtdcJob    *job = palloc0(sizeof(BtdcJob));
-
-				job->canonical = canonical;
-				job->name = name;
-				job->queryid = c->queryid;
-				jobs = lappend(jobs, job);
-			}
-			else
-			{
-				ereport(LOG,
-						(errmsg("bingo_tune: discovered statement (queryid " INT64_FORMAT ") needs index \"%s\" (%s; discovery advises): %s",
-								(int64) c->queryid, name, bt_index_state_name(state),
-								bt_indexdef_create_sql(def))));
-				btdc_event("recommended", name, -1,
-						   psprintf("discovery, advise mode: not building %s", canonical),
-						   c->queryid);
-			}
-		}
+		btdc_reject(c->queryid, why);
+		return NULL;
 	}
+	basis = psprintf("%s; catalog %s; tables %s", build ? "auto" : "advise",
+					 fingerprint, btdc_tables_basis(query));
+	stored = btdc_stored_basis(c->queryid);
+	MemoryContextSwitchTo(btdc_pass_cxt);
+	if (stored != NULL && strcmp(stored, basis) == 0)
+		return NULL;
+	return basis;
+}
 
-	if (recorded)
+/*
+ * Derive c's set as its tables' owner, record it (bingo_tune.discovered,
+ * the server log, bingo_tune.events), then per missing index a
+ * recommendation (advise) or a job to build after the commit (auto): the
+ * jobs are returned.
+ */
+static List *
+btdc_derive(BtdcCandidate *c, const char *schema, const char *basis, bool build)
+{
+	char	   *why = NULL;
+	List	   *set;
+	char	   *detail;
+	List	   *jobs = NIL;
+	ListCell   *lc;
+
+	set = bt_derive_indexes(c->sql, schema, &why);
+	MemoryContextSwitchTo(btdc_pass_cxt);
+	btdc_store(c, schema, set, why, basis);
+
+	detail = btdc_detail(c, schema, set, why);
+	ereport(LOG,
+			(errmsg("bingo_tune: discovered statement (queryid " INT64_FORMAT ") in database \"%s\": %s",
+					(int64) c->queryid, get_database_name(MyDatabaseId), detail)));
+	btdc_event("discovered", NULL, -1, detail, c->queryid);
+
+	foreach(lc, set)
 	{
-		Oid			argtypes[1] = {INT8OID};
-		Datum		args[1];
+		char	   *canonical = (char *) lfirst(lc);
+		BtIndexDef *def = bt_indexdef_parse(canonical, schema);
+		char	   *name = bt_indexdef_name(def);
+		Oid			relid;
+		Oid			found;
+		BtIndexState state = bt_index_state(def, &relid, &found);
 
-		/* keep bingo_tune.events_max rows, as the watcher does */
-		args[0] = Int64GetDatum((int64) bt_events_max);
-		SPI_connect();
-		if (SPI_execute_with_args("DELETE FROM bingo_tune.events"
-								  " WHERE id <= (SELECT max(id) FROM bingo_tune.events) - $1",
-								  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "could not prune bingo_tune.events");
-		SPI_finish();
 		MemoryContextSwitchTo(btdc_pass_cxt);
+		if (state != BT_INDEX_MISSING && state != BT_INDEX_INVALID)
+			continue;
+		if (build)
+		{
+			BtdcJob    *job = palloc0(sizeof(BtdcJob));
+
+			job->canonical = canonical;
+			job->name = name;
+			job->queryid = c->queryid;
+			jobs = lappend(jobs, job);
+		}
+		else
+		{
+			ereport(LOG,
+					(errmsg("bingo_tune: discovered statement (queryid " INT64_FORMAT ") needs index \"%s\" (%s; discovery advises): %s",
+							(int64) c->queryid, name, bt_index_state_name(state),
+							bt_indexdef_create_sql(def))));
+			btdc_event("recommended", name, -1,
+					   psprintf("discovery, advise mode: not building %s", canonical),
+					   c->queryid);
+		}
 	}
 	return jobs;
+}
+
+/* what the log and the "discovered" event say of c's derivation */
+static char *
+btdc_detail(BtdcCandidate *c, const char *schema, List *set, const char *why)
+{
+	StringInfoData detail;
+	ListCell   *lc;
+
+	initStringInfo(&detail);
+	appendStringInfo(&detail, "mean %.1f ms over " INT64_FORMAT " calls, names in schema %s: ",
+					 c->mean_ms, c->calls, schema);
+	if (set != NIL)
+	{
+		appendStringInfoString(&detail, "derived set ");
+		foreach(lc, set)
+			appendStringInfo(&detail, "%s%s", foreach_current_index(lc) > 0 ? "; " : "",
+							 (char *) lfirst(lc));
+	}
+	else if (why != NULL)
+		appendStringInfo(&detail, "no set derived: %s", why);
+	else
+		appendStringInfoString(&detail, "no index set lowers its cost");
+	return detail.data;
+}
+
+/* keep bingo_tune.events_max rows of bingo_tune.events, as the watcher does */
+static void
+btdc_prune_events(void)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1];
+
+	args[0] = Int64GetDatum((int64) bt_events_max);
+	SPI_connect();
+	if (SPI_execute_with_args("DELETE FROM bingo_tune.events"
+							  " WHERE id <= (SELECT max(id) FROM bingo_tune.events) - $1",
+							  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not prune bingo_tune.events");
+	SPI_finish();
+	MemoryContextSwitchTo(btdc_pass_cxt);
 }
 
 /*
@@ -588,6 +662,15 @@ btdc_schema(BtdcCandidate *c, char **why)
 	return first;
 }
 
+/* btdc_check's arguments and result */
+typedef struct BtdcCheckArgs
+{
+	BtdcCandidate *c;
+	const char *schema;
+	char	   *why;
+	Query	   *query;
+} BtdcCheckArgs;
+
 /*
  * Is the statement one discovery may derive (see the file header)?  The
  * analysed Query, or NULL with *why.  Errors are caught.
@@ -595,88 +678,86 @@ btdc_schema(BtdcCandidate *c, char **why)
 static Query *
 btdc_check(BtdcCandidate *c, const char *schema, char **why)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	Query	   *volatile result = NULL;
+	BtdcCheckArgs a = {c, schema, NULL, NULL};
+	ErrorData  *edata = bt_run_caught(btdc_check_step, &a, true);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
+	if (edata != NULL)
 	{
-		List	   *raw = raw_parser(c->sql, RAW_PARSE_DEFAULT);
-		Node	   *stmt;
-		Oid		   *paramtypes;
-		int			nparams;
-		Oid			owner;
-		Query	   *query = NULL;
-		ListCell   *lc;
-		int			ntables = 0;
-
-		*why = NULL;
-		stmt = list_length(raw) == 1 ? linitial_node(RawStmt, raw)->stmt : NULL;
-		if (stmt == NULL || !IsA(stmt, SelectStmt) ||
-			((SelectStmt *) stmt)->lockingClause != NIL ||
-			((SelectStmt *) stmt)->intoClause != NULL)
-			*why = "not one plain SELECT";
-		if (*why == NULL)
-		{
-			/* analysis may run the column types' code: as their owner */
-			owner = bt_statement_owner(c->sql, schema, NULL, why);
-			query = OidIsValid(owner) ?
-				bt_statement_analyse_as(c->sql, schema, owner, NULL, &paramtypes, &nparams) :
-				NULL;
-		}
-		if (query != NULL)
-		{
-			if (query->commandType != CMD_SELECT || query->utilityStmt != NULL ||
-				query->hasModifyingCTE || query->rowMarks != NIL)
-				*why = "not one plain SELECT";
-			else if (btdc_user_code_walker((Node *) query, NULL))
-				*why = "calls a function or operator that is not built in";
-			foreach(lc, query->rtable)
-			{
-				RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
-				Oid			nsp;
-
-				if (*why != NULL || rte->rtekind != RTE_RELATION)
-					continue;
-				ntables++;
-				nsp = get_rel_namespace(rte->relid);
-				if (rte->relid < FirstNormalObjectId || IsCatalogNamespace(nsp) ||
-					IsToastNamespace(nsp) ||
-					nsp == get_namespace_oid(BT_SCHEMA, true) ||
-					nsp == get_namespace_oid("information_schema", true))
-					*why = psprintf("reads \"%s\", a table of the system or of bingo_tune",
-									get_rel_name(rte->relid));
-				else if (rte->relkind != RELKIND_RELATION && rte->relkind != RELKIND_MATVIEW)
-					*why = psprintf("reads \"%s\", which is not a table",
-									get_rel_name(rte->relid));
-			}
-			if (*why == NULL && !ntables)
-				*why = "reads no table";
-			if (*why == NULL)
-				result = query;
-		}
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
 		*why = pstrdup(edata->message);
 		FreeErrorData(edata);
-		result = NULL;
+		return NULL;
 	}
-	PG_END_TRY();
-	return result;
+	*why = a.why;
+	return a.query;
+}
+
+/* btdc_check's step, in its subtransaction */
+static void
+btdc_check_step(void *arg)
+{
+	BtdcCheckArgs *a = (BtdcCheckArgs *) arg;
+	List	   *raw = raw_parser(a->c->sql, RAW_PARSE_DEFAULT);
+	Node	   *stmt;
+	Oid		   *paramtypes;
+	int			nparams;
+	Oid			owner;
+	Query	   *query = NULL;
+
+	stmt = list_length(raw) == 1 ? linitial_node(RawStmt, raw)->stmt : NULL;
+	if (stmt == NULL || !IsA(stmt, SelectStmt) ||
+		((SelectStmt *) stmt)->lockingClause != NIL ||
+		((SelectStmt *) stmt)->intoClause != NULL)
+	{
+		a->why = "not one plain SELECT";
+		return;
+	}
+	/* analysis may run the column types' code: as their owner */
+	owner = bt_statement_owner(a->c->sql, a->schema, NULL, &a->why);
+	if (OidIsValid(owner))
+		query = bt_statement_analyse_as(a->c->sql, a->schema, owner, NULL,
+										&paramtypes, &nparams);
+	if (query == NULL)
+		return;
+	a->why = btdc_refusal(query);
+	if (a->why == NULL)
+		a->query = query;
+}
+
+/* why discovery does not take an analysed query; NULL if it does */
+static char *
+btdc_refusal(Query *query)
+{
+	char	   *why = NULL;
+	ListCell   *lc;
+	int			ntables = 0;
+
+	if (query->commandType != CMD_SELECT || query->utilityStmt != NULL ||
+		query->hasModifyingCTE || query->rowMarks != NIL)
+		why = "not one plain SELECT";
+	else if (btdc_user_code_walker((Node *) query, NULL))
+		why = "calls a function or operator that is not built in";
+	foreach(lc, query->rtable)
+	{
+		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+		Oid			nsp;
+
+		if (why != NULL || rte->rtekind != RTE_RELATION)
+			continue;
+		ntables++;
+		nsp = get_rel_namespace(rte->relid);
+		if (rte->relid < FirstNormalObjectId || IsCatalogNamespace(nsp) ||
+			IsToastNamespace(nsp) ||
+			nsp == get_namespace_oid(BT_SCHEMA, true) ||
+			nsp == get_namespace_oid("information_schema", true))
+			why = psprintf("reads \"%s\", a table of the system or of bingo_tune",
+						   get_rel_name(rte->relid));
+		else if (rte->relkind != RELKIND_RELATION && rte->relkind != RELKIND_MATVIEW)
+			why = psprintf("reads \"%s\", which is not a table",
+						   get_rel_name(rte->relid));
+	}
+	if (why == NULL && !ntables)
+		why = "reads no table";
+	return why;
 }
 
 static bool
