@@ -188,6 +188,14 @@ extern Oid	bt_catalog_owner(void);
  */
 extern List *bt_catalog_read(const char *only);
 
+/*
+ * Discovery's view of the catalog: every row's name, statement and schema
+ * (List of BtWatched *, in name order; indexes neither read nor derived),
+ * read as bt_catalog_read reads, and in *fingerprint an md5 of the whole
+ * catalog ("empty" when it has no row).  Uses SPI.
+ */
+extern List *bt_catalog_statements(char **fingerprint);
+
 /* ---- queryid.c: matching statements the way pg_stat_statements does ---- */
 
 /*

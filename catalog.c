@@ -10,11 +10,12 @@
  * uses, so a row that is stored is a row the builder can act on.
  *
  * This file is the only reader of the catalog: bt_catalog_read() returns
- * its rows, read as the catalog's owner (the extension's owner) with
- * search_path pg_catalog, pg_temp, so that no look-alike operator or
- * function the caller put on its path stands in for ours, and so that a
- * role granted EXECUTE on report() without being a member of
- * pg_read_all_stats sees the figures.
+ * its rows (and bt_catalog_statements() discovery's view of them), read as
+ * the catalog's owner (the extension's owner) with search_path
+ * pg_catalog, pg_temp, so that no look-alike operator or function the
+ * caller put on its path stands in for ours, and so that a role granted
+ * EXECUTE on report() without being a member of pg_read_all_stats sees the
+ * figures.
  * A row whose indexes are NULL gets the set derive() gives its statement
  * from the live tables, derived as the caller (derive() plans as the
  * tables' owner).
@@ -242,6 +243,41 @@ bt_catalog_derive(BtWatched *w)
 		w->indexes[i++] = (char *) lfirst(lc);
 }
 
+/* the caller's role and settings while the catalog is read as its owner */
+typedef struct BtCatalogReader
+{
+	Oid			save_userid;
+	int			save_sec;
+	int			nestlevel;
+} BtCatalogReader;
+
+/*
+ * Become the catalog's owner, in a security-restricted operation with a
+ * search_path the caller cannot fill with look-alike operators or
+ * functions, in a GUC nest level of its own; bt_catalog_reader_end() ends
+ * it.
+ */
+static void
+bt_catalog_reader_begin(BtCatalogReader *r)
+{
+	Oid			owner = bt_catalog_owner();
+
+	GetUserIdAndSecContext(&r->save_userid, &r->save_sec);
+	SetUserIdAndSecContext(owner, r->save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	r->nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+static void
+bt_catalog_reader_end(BtCatalogReader *r)
+{
+	AtEOXact_GUC(false, r->nestlevel);
+	SetUserIdAndSecContext(r->save_userid, r->save_sec);
+}
+
 /*
  * Read the watch catalog (one row, or all in priority order) as the
  * catalog's owner.  The result is allocated in the caller's context.
@@ -250,10 +286,7 @@ List *
 bt_catalog_read(const char *only)
 {
 	MemoryContext outer = CurrentMemoryContext;
-	Oid			owner = bt_catalog_owner();
-	Oid			save_userid;
-	int			save_sec;
-	int			nestlevel;
+	BtCatalogReader reader;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
 	char		nulls[1] = {' '};
@@ -266,17 +299,7 @@ bt_catalog_read(const char *only)
 	if (only == NULL)
 		nulls[0] = 'n';
 
-	/*
-	 * As the owner, and with a search_path the caller cannot fill with
-	 * look-alike operators or functions.
-	 */
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	bt_catalog_reader_begin(&reader);
 
 	/* not read-only: from the catalog's trigger, see the rows just written */
 	SPI_connect();
@@ -317,8 +340,7 @@ bt_catalog_read(const char *only)
 	}
 	SPI_finish();
 
-	AtEOXact_GUC(false, nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec);
+	bt_catalog_reader_end(&reader);
 
 	foreach(lc, derived)
 		bt_catalog_derive(lfirst(lc));
@@ -328,6 +350,47 @@ bt_catalog_read(const char *only)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("watched statement \"%s\" does not exist", only),
 				 errhint("SELECT name FROM bingo_tune.watch lists the watched statements.")));
+	return rows;
+}
+
+/*
+ * Every row's name, statement and schema (BtWatched, in name order; its
+ * indexes are neither read nor derived), read as bt_catalog_read reads,
+ * and in *fingerprint the md5 of every row's name, statement, schema and
+ * indexes ("empty" when there is no row): any change to the catalog
+ * changes it.  Discovery skips these statements.  The result is allocated
+ * in the caller's context.
+ */
+List *
+bt_catalog_statements(char **fingerprint)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	BtCatalogReader reader;
+	List	   *rows = NIL;
+
+	bt_catalog_reader_begin(&reader);
+	SPI_connect();
+	if (SPI_execute("SELECT name, statement, schema::text, (SELECT pg_catalog.md5(pg_catalog.string_agg("
+					"pg_catalog.concat_ws('|', name, statement, schema, indexes::text), '|' ORDER BY name))"
+					" FROM bingo_tune.watch) FROM bingo_tune.watch ORDER BY name", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read bingo_tune.watch");
+	*fingerprint = "empty";
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext spicxt = MemoryContextSwitchTo(outer);
+		BtWatched  *w = palloc0(sizeof(BtWatched));
+
+		w->name = SPI_getvalue(row, desc, 1);
+		w->statement = SPI_getvalue(row, desc, 2);
+		w->schema = SPI_getvalue(row, desc, 3);
+		*fingerprint = SPI_getvalue(row, desc, 4);
+		rows = lappend(rows, w);
+		MemoryContextSwitchTo(spicxt);
+	}
+	SPI_finish();
+	bt_catalog_reader_end(&reader);
 	return rows;
 }
 

@@ -507,43 +507,23 @@ btdc_candidates(const char *pgss_schema)
 }
 
 /*
- * The catalog's statements: their queryids here and now, their texts, and
- * a fingerprint of the whole catalog (any change to it changes the basis
- * of every discovered statement).
+ * The catalog's statements (catalog.c reads them: bt_catalog_statements):
+ * their queryids here and now, their texts, and a fingerprint of the whole
+ * catalog (any change to it changes the basis of every discovered
+ * statement).
  */
 static void
 btdc_watched(List **queryids, List **texts, char **fingerprint)
 {
-	List	   *rows = NIL;
 	ListCell   *lc;
 
-	SPI_connect();
-	if (SPI_execute("SELECT statement, schema::text, (SELECT pg_catalog.md5(pg_catalog.string_agg("
-					"pg_catalog.concat_ws('|', name, statement, schema, indexes::text), '|' ORDER BY name))"
-					" FROM bingo_tune.watch) FROM bingo_tune.watch ORDER BY name", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read bingo_tune.watch");
-	*fingerprint = "empty";
-	for (uint64 r = 0; r < SPI_processed; r++)
+	foreach(lc, bt_catalog_statements(fingerprint))
 	{
-		MemoryContext old = MemoryContextSwitchTo(btdc_pass_cxt);
-		char	  **row = palloc(sizeof(char *) * 2);
-
-		row[0] = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
-		row[1] = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2);
-		*fingerprint = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 3);
-		rows = lappend(rows, row);
-		MemoryContextSwitchTo(old);
-	}
-	SPI_finish();
-	MemoryContextSwitchTo(btdc_pass_cxt);
-
-	foreach(lc, rows)
-	{
-		char	  **row = (char **) lfirst(lc);
+		BtWatched  *w = (BtWatched *) lfirst(lc);
 		uint64		qid;
 
-		*texts = lappend(*texts, row[0]);
-		if (bt_statement_queryid(row[0], row[1], &qid, NULL))
+		*texts = lappend(*texts, w->statement);
+		if (bt_statement_queryid(w->statement, w->schema, &qid, NULL))
 		{
 			uint64	   *p;
 
