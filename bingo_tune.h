@@ -234,6 +234,9 @@ extern bool bt_statement_queryid(const char *sql, const char *schema,
 extern Oid	bt_statement_owner(const char *sql, const char *schema, const char *name,
 							   char **why);
 
+/* bt_statement_owner, with an error (undefined_table) where it has *why */
+extern Oid	bt_statement_owner_required(const char *sql, const char *schema);
+
 /*
  * Parse and analyse sql as owner, security-restricted, with the
  * application's search path, and check that every relation the analysed

@@ -246,6 +246,8 @@ static BtdIndex *btd_inner_index(BtdState *st, BtdRel *rel, List *visited);
 static void btd_append_preds(StringInfo buf, BtdRel *rel, BtdPredKind kind,
 							 AttrNumber only_attno);
 static void btd_add_pred_keys(BtdIndex *idx, BtdPredKind kind, int max);
+static BtdIndex *btd_new_index(BtdRel *rel);
+static void btd_add_in_range(BtdIndex *idx, AttrNumber range, StringInfo serves);
 static AttrNumber btd_first_range(BtdRel *rel);
 static int	btd_width(BtdRel *rel, AttrNumber attno);
 static int	btd_width_of(Oid relid, AttrNumber attno);
@@ -331,17 +333,9 @@ bt_derive_init(void)
 static Query *
 btd_analyse(BtdState *st)
 {
+	Oid			owner = bt_statement_owner_required(st->sql, st->schema);
 	Query	   *query;
-	Oid		   *paramtypes;
-	int			nparams;
-	Oid			owner;
-	char	   *why = NULL;
 
-	owner = bt_statement_owner(st->sql, st->schema, NULL, &why);
-	if (!OidIsValid(owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("%s", why)));
 	if (!st->internal && !has_privs_of_role(GetUserId(), owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -349,9 +343,8 @@ btd_analyse(BtdState *st)
 						GetUserNameFromId(owner, false)),
 				 errdetail("derive() analyses and plans the statement as the owner of its tables."),
 				 errhint("Call it as a superuser or as a member of the table's owner role.")));
-	query = bt_statement_analyse_as(st->sql, st->schema, owner, NULL, &paramtypes, &nparams);
-	st->paramtypes = paramtypes;
-	st->nparams = nparams;
+	query = bt_statement_analyse_as(st->sql, st->schema, owner, NULL,
+									&st->paramtypes, &st->nparams);
 
 	if (query->commandType != CMD_SELECT || query->utilityStmt != NULL ||
 		query->hasModifyingCTE || query->rowMarks != NIL)
@@ -950,6 +943,35 @@ btd_first_range(BtdRel *rel)
 	return 0;
 }
 
+/* a new index on rel: its equality columns first */
+static BtdIndex *
+btd_new_index(BtdRel *rel)
+{
+	BtdIndex   *idx = palloc0(sizeof(BtdIndex));
+
+	idx->rel = rel;
+	idx->without_it = -1;
+	btd_add_pred_keys(idx, BTD_EQ, 0);
+	return idx;
+}
+
+/*
+ * Then the IN columns of idx's table and its first range column (range,
+ * or 0); their predicates go to serves, if not NULL.
+ */
+static void
+btd_add_in_range(BtdIndex *idx, AttrNumber range, StringInfo serves)
+{
+	btd_add_pred_keys(idx, BTD_IN, 0);
+	if (range)
+		btd_add_key(idx, range, false, false);
+	if (serves != NULL)
+	{
+		btd_append_preds(serves, idx->rel, BTD_IN, 0);
+		btd_append_preds(serves, idx->rel, BTD_RANGE, range);
+	}
+}
+
 /*
  * The index of the table that drives the plan.  by_sort: equality columns,
  * then the leading ORDER BY keys that are rel's columns (keys fixed by an
@@ -960,18 +982,15 @@ btd_first_range(BtdRel *rel)
 static BtdIndex *
 btd_driver_index(BtdState *st, BtdRel *rel, bool by_sort)
 {
-	BtdIndex   *idx = palloc0(sizeof(BtdIndex));
+	BtdIndex   *idx = btd_new_index(rel);
+	AttrNumber	range = btd_first_range(rel);
 	StringInfoData serves;
 	StringInfoData why;
-	AttrNumber	range = btd_first_range(rel);
 	ListCell   *lc;
 
-	idx->rel = rel;
-	idx->without_it = -1;
 	initStringInfo(&serves);
-	initStringInfo(&why);
-	btd_add_pred_keys(idx, BTD_EQ, 0);
 	btd_append_preds(&serves, rel, BTD_EQ, 0);
+	initStringInfo(&why);
 
 	if (by_sort)
 	{
@@ -1003,11 +1022,7 @@ btd_driver_index(BtdState *st, BtdRel *rel, bool by_sort)
 		}
 		if (nsort == 0)
 			return NULL;
-		btd_add_pred_keys(idx, BTD_IN, 0);
-		if (range)
-			btd_add_key(idx, range, false, false);
-		btd_append_preds(&serves, rel, BTD_IN, 0);
-		btd_append_preds(&serves, rel, BTD_RANGE, range);
+		btd_add_in_range(idx, range, &serves);
 		appendStringInfo(&serves, "%sORDER BY %s", serves.len > 0 ? " " : "", order.data);
 		if (st->limit_text)
 			appendStringInfo(&serves, " %s", st->limit_text);
@@ -1024,11 +1039,7 @@ btd_driver_index(BtdState *st, BtdRel *rel, bool by_sort)
 	{
 		if (rel->preds == NIL)
 			return NULL;
-		btd_add_pred_keys(idx, BTD_IN, 0);
-		if (range)
-			btd_add_key(idx, range, false, false);
-		btd_append_preds(&serves, rel, BTD_IN, 0);
-		btd_append_preds(&serves, rel, BTD_RANGE, range);
+		btd_add_in_range(idx, range, &serves);
 		appendStringInfo(&why, "finds the rows of %s%s", serves.data,
 						 range && idx->nkeys > 1 ? " (equality columns first, the range last)" : "");
 	}
@@ -1048,17 +1059,13 @@ btd_driver_index(BtdState *st, BtdRel *rel, bool by_sort)
 static BtdIndex *
 btd_inner_index(BtdState *st, BtdRel *rel, List *visited)
 {
-	BtdIndex   *idx = palloc0(sizeof(BtdIndex));
-	StringInfoData serves;
-	StringInfoData joins;
+	BtdIndex   *idx = btd_new_index(rel);
 	AttrNumber	range = btd_first_range(rel);
+	StringInfoData joins;
+	StringInfoData serves;
 	ListCell   *lc;
 
-	idx->rel = rel;
-	idx->without_it = -1;
-	initStringInfo(&serves);
 	initStringInfo(&joins);
-	btd_add_pred_keys(idx, BTD_EQ, 0);
 	foreach(lc, st->joins)
 	{
 		BtdJoin    *j = (BtdJoin *) lfirst(lc);
@@ -1074,11 +1081,10 @@ btd_inner_index(BtdState *st, BtdRel *rel, List *visited)
 		appendStringInfoString(&joins, joins.len > 0 ? " AND " : "");
 		appendStringInfoString(&joins, j->text);
 	}
-	btd_add_pred_keys(idx, BTD_IN, 0);
-	if (range)
-		btd_add_key(idx, range, false, false);
+	btd_add_in_range(idx, range, NULL);
 	if (idx->nkeys == 0)
 		return NULL;
+	initStringInfo(&serves);
 	if (joins.len > 0)
 	{
 		appendStringInfo(&serves, "JOIN ON %s", joins.data);

@@ -315,6 +315,23 @@ bt_statement_owner(const char *sql, const char *schema, const char *name, char *
 }
 
 /*
+ * bt_statement_owner's answer for sql, or an error with its *why: analysis
+ * cannot go on without the owner.
+ */
+Oid
+bt_statement_owner_required(const char *sql, const char *schema)
+{
+	char	   *why = NULL;
+	Oid			owner = bt_statement_owner(sql, schema, NULL, &why);
+
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg_internal("%s", why)));
+	return owner;
+}
+
+/*
  * Parse and analyse sql as owner (bt_statement_owner's answer), inside a
  * security-restricted operation and a GUC nest level of its own, with the
  * application's search path; then check that every relation the analysed
@@ -375,17 +392,11 @@ static void
 bt_analyse_and_jumble(void *arg)
 {
 	BtJumbleArgs *a = (BtJumbleArgs *) arg;
+	Oid			owner = bt_statement_owner_required(a->sql, a->schema);
 	Query	   *query;
 	Oid		   *paramtypes;
 	int			nparams;
-	Oid			owner;
-	char	   *why = NULL;
 
-	owner = bt_statement_owner(a->sql, a->schema, NULL, &why);
-	if (!OidIsValid(owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg_internal("%s", why)));
 	if (OidIsValid(a->member) && !has_privs_of_role(a->member, owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
