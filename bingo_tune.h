@@ -237,6 +237,9 @@ extern Oid	bt_statement_owner(const char *sql, const char *schema, const char *n
 /* bt_statement_owner, with an error (undefined_table) where it has *why */
 extern Oid	bt_statement_owner_required(const char *sql, const char *schema);
 
+/* the relations an analysed query reads (List of Oid, each once) */
+extern List *bt_query_relids(Query *query);
+
 /*
  * Parse and analyse sql as owner, security-restricted, with the
  * application's search path, and check that every relation the analysed

@@ -200,6 +200,19 @@ bt_rte_walker(Node *node, void *context)
 }
 
 /*
+ * The OIDs of the relations an analysed query reads, subqueries and CTEs
+ * included, each once, in the order they are first met.
+ */
+List *
+bt_query_relids(Query *query)
+{
+	List	   *relids = NIL;
+
+	(void) query_tree_walker(query, bt_rte_walker, &relids, QTW_EXAMINE_RTES_BEFORE);
+	return relids;
+}
+
+/*
  * Note relid as a relation the statement reads.  Relations built in at
  * initdb (system catalogs and views) are left out: their owner is the
  * bootstrap superuser and their column types are built in.  Returns NULL,
@@ -346,7 +359,6 @@ bt_statement_analyse_as(const char *sql, const char *schema, Oid owner, const ch
 	Oid			save_userid;
 	int			save_sec;
 	int			nestlevel;
-	List	   *relids = NIL;
 	BtOwnerState st = {name, owner, InvalidOid};
 	ListCell   *lc;
 
@@ -357,8 +369,7 @@ bt_statement_analyse_as(const char *sql, const char *schema, Oid owner, const ch
 
 	query = bt_statement_analyse(sql, paramtypes, nparams);
 
-	(void) query_tree_walker(query, bt_rte_walker, &relids, QTW_EXAMINE_RTES_BEFORE);
-	foreach(lc, relids)
+	foreach(lc, bt_query_relids(query))
 	{
 		char	   *msg = bt_owner_note(&st, lfirst_oid(lc));
 

@@ -147,7 +147,6 @@ static void bt_check_timeout_handler(void);
 static Oid *bt_param_types(const char *sql, int *nparams);
 static ParamListInfo bt_param_values(BtWatched *w, Oid *types, int ntypes);
 static void bt_plan_indexes(Plan *plan, List **oids);
-static bool bt_relations_walker(Node *node, void *context);
 static Query *bt_analyse_caught(BtWatched *w, Oid owner, char **why);
 static Oid	bt_check_role(BtWatched *w, char **why);
 static char *bt_check_error(ErrorData *edata);
@@ -646,28 +645,6 @@ bt_plan_indexes(Plan *plan, List **oids)
 	bt_plan_indexes(plan->righttree, oids);
 }
 
-/* Collect the range table entries of the relations a query tree names. */
-static bool
-bt_relations_walker(Node *node, void *context)
-{
-	List	  **rtes = (List **) context;
-
-	if (node == NULL)
-		return false;
-	if (IsA(node, RangeTblEntry))
-	{
-		RangeTblEntry *rte = (RangeTblEntry *) node;
-
-		if (rte->rtekind == RTE_RELATION)
-			*rtes = lappend(*rtes, rte);
-		return false;			/* range_table_walker goes on into subqueries */
-	}
-	if (IsA(node, Query))
-		return query_tree_walker((Query *) node, bt_relations_walker, context,
-								 QTW_EXAMINE_RTES_BEFORE);
-	return expression_tree_walker(node, bt_relations_walker, context);
-}
-
 /* bt_analyse_caught's arguments and result */
 typedef struct BtAnalyseArgs
 {
@@ -722,7 +699,6 @@ static Oid
 bt_check_role(BtWatched *w, char **why)
 {
 	Query	   *query;
-	List	   *rtes = NIL;
 	Oid			role;
 	Oid			save_userid;
 	int			save_sec;
@@ -740,16 +716,15 @@ bt_check_role(BtWatched *w, char **why)
 	if (query == NULL)
 		return InvalidOid;
 
-	(void) query_tree_walker(query, bt_relations_walker, &rtes, QTW_EXAMINE_RTES_BEFORE);
-	foreach(lc, rtes)
+	foreach(lc, bt_query_relids(query))
 	{
-		RangeTblEntry *rte = lfirst(lc);
+		Oid			relid = lfirst_oid(lc);
 		HeapTuple	tup;
 		Form_pg_class rel;
 
-		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rte->relid));
+		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 		if (!HeapTupleIsValid(tup))
-			elog(ERROR, "cache lookup failed for relation %u", rte->relid);
+			elog(ERROR, "cache lookup failed for relation %u", relid);
 		rel = (Form_pg_class) GETSTRUCT(tup);
 		if (rel->relkind != RELKIND_RELATION && rel->relkind != RELKIND_PARTITIONED_TABLE)
 			ereport(ERROR,
