@@ -14,22 +14,28 @@
  * (the builder, the watchers, the histograms) says how much it needs and
  * initialises its part in the shmem_startup hook, under AddinShmemInitLock.
  *
- * Two helpers every file may use live here too: bt_init_srf sets up a
- * set-returning function's result, and bt_run_caught runs a step in a
+ * Helpers every file may use live here too: bt_init_srf sets up a
+ * set-returning function's result, bt_run_caught runs a step in a
  * subtransaction and hands back its error, the one place that writes that
- * try/catch.
+ * try/catch, and bt_extension_schema finds where an extension lives.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/pg_extension.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/tuplestore.h"
@@ -335,4 +341,30 @@ bt_run_caught(void (*fn) (void *arg), void *arg, bool keep)
 	}
 	PG_END_TRY();
 	return edata;
+}
+
+/*
+ * The schema extension extname is installed in, in this database (palloc'd),
+ * or NULL when it is not installed.  Reads pg_extension directly, as
+ * get_extension_oid() does.
+ */
+char *
+bt_extension_schema(const char *extname)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	char	   *schema = NULL;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum(extname));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		schema = get_namespace_name(((Form_pg_extension) GETSTRUCT(tup))->extnamespace);
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return schema;
 }

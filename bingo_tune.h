@@ -69,6 +69,8 @@ extern void bt_require_preload(const char *what);
 extern void bt_init_srf(FunctionCallInfo fcinfo);
 /* run fn(arg) in a subtransaction; NULL, or the error it raised (caught) */
 extern ErrorData *bt_run_caught(void (*fn) (void *arg), void *arg, bool keep);
+/* the schema extension extname is installed in, NULL when it is not */
+extern char *bt_extension_schema(const char *extname);
 
 /* ---- hooks.c: the ProcessUtility hook and the transaction callback ---- */
 

@@ -266,7 +266,6 @@ static void btd_rank(BtdState *st, List *sets);
 static void btd_share(BtdState *st, List *set, double *cost);
 static char *btd_join_list(List *names);
 static List *btd_rules_pick(BtdState *st, List *sets);
-static char *btd_hypopg_schema(void);
 static List *btd_catalog_wanted(BtdState *st);
 static void btd_hypo_create(BtdState *st, BtdIndex *idx);
 static void btd_hypo_drop_all(BtdState *st);
@@ -1681,29 +1680,6 @@ btd_catalog_wanted(BtdState *st)
 
 /* ---- HypoPG ---- */
 
-/* the schema HypoPG is installed in here, NULL if it is not */
-static char *
-btd_hypopg_schema(void)
-{
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1];
-	char	   *schema = NULL;
-
-	if (!OidIsValid(get_extension_oid("hypopg", true)))
-		return NULL;
-	values[0] = CStringGetTextDatum("hypopg");
-	if (SPI_execute_with_args("SELECT n.nspname::text FROM pg_catalog.pg_extension e "
-							  "JOIN pg_catalog.pg_namespace n"
-							  " ON n.oid OPERATOR(pg_catalog.=) e.extnamespace "
-							  "WHERE e.extname OPERATOR(pg_catalog.=) $1",
-							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not look up the schema of extension hypopg");
-	if (SPI_processed == 1)
-		schema = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	SPI_freetuptable(SPI_tuptable);
-	return schema;
-}
-
 static void
 btd_hypo_create(BtdState *st, BtdIndex *idx)
 {
@@ -1938,7 +1914,7 @@ btd_compute(BtdState *st)
 		btd_check_caller(st, btd_analyse(st));
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		st->hypopg = btd_hypopg_schema();
+		st->hypopg = bt_extension_schema("hypopg");
 		st->wanted = btd_catalog_wanted(st);
 		btd_run_as_owner(st);
 	}

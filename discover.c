@@ -278,24 +278,12 @@ btdc_discover(bool build)
 static char *
 btdc_pgss_schema(void)
 {
-	char	   *pgss_schema = NULL;
-
 	if (!OidIsValid(get_extension_oid("bingo_tune", true)))
 		return NULL;
 	/* pg_stat_statements is usable only when preloaded (its GUCs exist then) */
 	if (GetConfigOption("pg_stat_statements.max", true, false) == NULL)
 		return NULL;
-	SPI_connect();
-	if (SPI_execute("SELECT n.nspname FROM pg_catalog.pg_extension e"
-					" JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
-					" WHERE e.extname = 'pg_stat_statements'", true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pg_extension");
-	if (SPI_processed > 0)
-		pgss_schema = MemoryContextStrdup(btdc_pass_cxt,
-										  SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-	SPI_finish();
-	MemoryContextSwitchTo(btdc_pass_cxt);
-	return pgss_schema;
+	return bt_extension_schema("pg_stat_statements");
 }
 
 /* does the catalog hold c, by queryid or by text? */
