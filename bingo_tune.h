@@ -242,6 +242,9 @@ extern Oid	bt_statement_owner_required(const char *sql, const char *schema);
 /* the relations an analysed query reads (List of Oid, each once) */
 extern List *bt_query_relids(Query *query);
 
+/* one plain SELECT: no locking clause, no data-modifying WITH */
+extern bool bt_query_is_plain_select(Query *query);
+
 /*
  * Parse and analyse sql as owner, security-restricted, with the
  * application's search path, and check that every relation the analysed

@@ -345,8 +345,7 @@ btd_analyse(BtdState *st)
 	query = bt_statement_analyse_as(st->sql, st->schema, owner, NULL,
 									&st->paramtypes, &st->nparams);
 
-	if (query->commandType != CMD_SELECT || query->utilityStmt != NULL ||
-		query->hasModifyingCTE || query->rowMarks != NIL)
+	if (!bt_query_is_plain_select(query))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("derive() works on a SELECT statement"),

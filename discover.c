@@ -699,8 +699,7 @@ btdc_refusal(Query *query)
 	ListCell   *lc;
 	int			ntables = 0;
 
-	if (query->commandType != CMD_SELECT || query->utilityStmt != NULL ||
-		query->hasModifyingCTE || query->rowMarks != NIL)
+	if (!bt_query_is_plain_select(query))
 		why = "not one plain SELECT";
 	else if (btdc_user_code_walker((Node *) query, NULL))
 		why = "calls a function or operator that is not built in";

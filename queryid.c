@@ -213,6 +213,17 @@ bt_query_relids(Query *query)
 }
 
 /*
+ * Is query one plain SELECT (no locking clause, no data-modifying WITH)?
+ * derive() and discovery take nothing else.
+ */
+bool
+bt_query_is_plain_select(Query *query)
+{
+	return query->commandType == CMD_SELECT && query->utilityStmt == NULL &&
+		!query->hasModifyingCTE && query->rowMarks == NIL;
+}
+
+/*
  * Note relid as a relation the statement reads.  Relations built in at
  * initdb (system catalogs and views) are left out: their owner is the
  * bootstrap superuser and their column types are built in.  Returns NULL,
