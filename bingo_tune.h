@@ -369,9 +369,9 @@ typedef struct BtBuildLoop
 } BtBuildLoop;
 
 /*
- * The one build loop of apply() and the watcher: for each job (List of
- * BtBuildJob *), in order, prepare, build holding no snapshot (the catalog
- * snapshot is dropped before each build), then done.
+ * The one build loop of apply(), the watcher and discovery: for each job
+ * (List of BtBuildJob *), in order, prepare, build holding no snapshot (the
+ * catalog snapshot is dropped before each build), then done.
  */
 extern void bt_build_each(List *jobs, const BtBuildLoop *loop);
 
@@ -399,7 +399,7 @@ extern PGDLLEXPORT void bt_watcher_main(Datum main_arg);
 
 /*
  * The one writer of bingo_tune.events: store one event from source
- * ("watcher", "apply").  statement, index_name, detail (also when empty),
+ * ("watcher", "apply", "discover").  statement, index_name, detail (also when empty),
  * queryid and run may be NULL, seconds < 0 for no duration.  Needs a
  * transaction; primary only.
  */
@@ -407,6 +407,8 @@ extern void bt_record_event(const char *source, const char *statement,
 							const char *action, const char *index_name,
 							double seconds, const char *detail,
 							const uint64 *queryid, const int64 *run);
+/* keep at most bingo_tune.events_max rows of bingo_tune.events (newest kept) */
+extern void bt_prune_events(void);
 
 /* ---- discover.c: index sets for slow statements the catalog lacks ---- */
 

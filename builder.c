@@ -12,8 +12,8 @@
  * Whoever starts a build waits for it in bt_build_index().  The build waits
  * for every transaction holding a snapshot older than its own, so the
  * waiter must hold none (DESIGN.md, "two traps"); the one caller is the
- * build loop, bt_build_each(), of the watcher (outside any transaction)
- * and of the apply() procedure (right after a commit).  lock_timeout
+ * build loop, bt_build_each(), of the watcher and its discovery (outside
+ * any transaction) and of the apply() procedure (right after a commit).  lock_timeout
  * bounds those waits too, so the worker sets it from
  * bingo_tune.build_lock_timeout, which is generous by default.
  *

@@ -14,8 +14,9 @@
  * goes to bingo_tune.discovered (one row per queryid, which
  * bingo_tune.accept() turns into a catalog row) and to bingo_tune.events
  * (source 'discover'): the set found, then per missing index a
- * recommendation (advise) or a build (auto, through bt_build_index() like
- * the watcher's own, after the pass's commit and so holding no snapshot).
+ * recommendation (advise) or a build (auto, through the watchers' build
+ * loop, bt_build_each(), after the pass's commit and so holding no
+ * snapshot).
  * auto builds only while bingo_tune.mode is auto too; with mode = advise
  * discovery only recommends, and with mode = off (or on a standby) it does
  * nothing.
@@ -115,11 +116,10 @@ typedef struct BtdcCandidate
 	int64		calls;
 } BtdcCandidate;
 
-/* one index to build after the commit */
+/* one index to build after the commit, for the statement of queryid */
 typedef struct BtdcJob
 {
-	char	   *canonical;
-	char	   *name;
+	BtBuildJob	build;			/* first: a BtdcJob is bt_build_each's job */
 	uint64		queryid;
 } BtdcJob;
 
@@ -133,7 +133,6 @@ static char *btdc_new_basis(BtdcCandidate *c, bool build, const char *fingerprin
 static List *btdc_derive(BtdcCandidate *c, const char *schema, const char *basis,
 						 bool build);
 static char *btdc_detail(BtdcCandidate *c, const char *schema, List *set, const char *why);
-static void btdc_prune_events(void);
 static List *btdc_candidates(const char *pgss_schema);
 static void btdc_watched(List **queryids, List **texts, char **fingerprint);
 static bool btdc_rejected_before(uint64 queryid);
@@ -148,9 +147,10 @@ static char *btdc_tables_basis(Query *query);
 static char *btdc_stored_basis(uint64 queryid);
 static void btdc_store(BtdcCandidate *c, const char *schema, List *set,
 					   const char *why, const char *basis);
-static void btdc_event(const char *action, const char *index_name, double seconds,
-					   const char *detail, uint64 queryid);
 static void btdc_build(List *jobs);
+static BtJobStep btdc_build_prepare(BtBuildJob *build, BtBuildResult *res, void *arg);
+static void btdc_build_done(BtBuildJob *build, const BtBuildResult *res, bool built,
+							double seconds, void *arg);
 
 /*
  * Define the discovery settings.  Called from _PG_init when preloaded:
@@ -266,7 +266,7 @@ btdc_discover(bool build)
 	}
 
 	if (derived > 0)
-		btdc_prune_events();
+		bt_prune_events();
 	return jobs;
 }
 
@@ -354,7 +354,7 @@ btdc_derive(BtdcCandidate *c, const char *schema, const char *basis, bool build)
 	ereport(LOG,
 			(errmsg("bingo_tune: discovered statement (queryid " INT64_FORMAT ") in database \"%s\": %s",
 					(int64) c->queryid, get_database_name(MyDatabaseId), detail)));
-	btdc_event("discovered", NULL, -1, detail, c->queryid);
+	bt_record_event("discover", NULL, "discovered", NULL, -1, detail, &c->queryid, NULL);
 
 	foreach(lc, set)
 	{
@@ -371,9 +371,12 @@ btdc_derive(BtdcCandidate *c, const char *schema, const char *basis, bool build)
 		if (build)
 		{
 			BtdcJob    *job = palloc0(sizeof(BtdcJob));
+			BtWantedIndex *want = palloc0(sizeof(BtWantedIndex));
 
-			job->canonical = canonical;
-			job->name = name;
+			want->def = def;
+			want->canonical = canonical;
+			want->name = name;
+			job->build.want = want;
 			job->queryid = c->queryid;
 			jobs = lappend(jobs, job);
 		}
@@ -383,9 +386,9 @@ btdc_derive(BtdcCandidate *c, const char *schema, const char *basis, bool build)
 					(errmsg("bingo_tune: discovered statement (queryid " INT64_FORMAT ") needs index \"%s\" (%s; discovery advises): %s",
 							(int64) c->queryid, name, bt_index_state_name(state),
 							bt_indexdef_create_sql(def))));
-			btdc_event("recommended", name, -1,
-					   psprintf("discovery, advise mode: not building %s", canonical),
-					   c->queryid);
+			bt_record_event("discover", NULL, "recommended", name, -1,
+							psprintf("discovery, advise mode: not building %s", canonical),
+							&c->queryid, NULL);
 		}
 	}
 	return jobs;
@@ -413,23 +416,6 @@ btdc_detail(BtdcCandidate *c, const char *schema, List *set, const char *why)
 	else
 		appendStringInfoString(&detail, "no index set lowers its cost");
 	return detail.data;
-}
-
-/* keep bingo_tune.events_max rows of bingo_tune.events, as the watcher does */
-static void
-btdc_prune_events(void)
-{
-	Oid			argtypes[1] = {INT8OID};
-	Datum		args[1];
-
-	args[0] = Int64GetDatum((int64) bt_events_max);
-	SPI_connect();
-	if (SPI_execute_with_args("DELETE FROM bingo_tune.events"
-							  " WHERE id <= (SELECT max(id) FROM bingo_tune.events) - $1",
-							  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not prune bingo_tune.events");
-	SPI_finish();
-	MemoryContextSwitchTo(btdc_pass_cxt);
 }
 
 /*
@@ -843,91 +829,73 @@ btdc_store(BtdcCandidate *c, const char *schema, List *set, const char *why,
 	MemoryContextSwitchTo(btdc_pass_cxt);
 }
 
-/* one row of bingo_tune.events, source 'discover' */
-static void
-btdc_event(const char *action, const char *index_name, double seconds,
-		   const char *detail, uint64 queryid)
-{
-	Oid			argtypes[5] = {TEXTOID, TEXTOID, FLOAT8OID, TEXTOID, INT8OID};
-	Datum		args[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-
-	args[0] = CStringGetTextDatum(action);
-	args[1] = index_name ? CStringGetTextDatum(index_name) : (Datum) 0;
-	if (index_name == NULL)
-		nulls[1] = 'n';
-	args[2] = Float8GetDatum(seconds);
-	if (seconds < 0)
-		nulls[2] = 'n';
-	args[3] = (detail && detail[0]) ? CStringGetTextDatum(detail) : (Datum) 0;
-	if (detail == NULL || detail[0] == '\0')
-		nulls[3] = 'n';
-	args[4] = Int64GetDatum((int64) queryid);
-	SPI_connect();
-	if (SPI_execute_with_args("INSERT INTO bingo_tune.events"
-							  " (action, index_name, duration, detail, source, queryid)"
-							  " VALUES ($1, $2, $3 * interval '1 second', $4, 'discover', $5)",
-							  5, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not record in bingo_tune.events");
-	SPI_finish();
-	MemoryContextSwitchTo(btdc_pass_cxt);
-}
-
 /*
- * auto: build each job's index in turn, holding no snapshot, as the
- * watcher builds, and record the outcomes.
+ * auto: build each job's index in turn through the watchers' build loop
+ * (bt_build_each: holding no snapshot), and record the outcomes.
  */
 static void
 btdc_build(List *jobs)
 {
-	ListCell   *lc;
+	BtBuildLoop loop = {btdc_build_prepare, btdc_build_done, NULL};
 
-	foreach(lc, jobs)
+	bt_build_each(jobs, &loop);
+}
+
+/*
+ * Before a build: stop once discovery or the mode no longer builds; else
+ * log and record that it starts, and commit.
+ */
+static BtJobStep
+btdc_build_prepare(BtBuildJob *build, BtBuildResult *res, void *arg)
+{
+	BtdcJob    *job = (BtdcJob *) build;
+	const char *name = build->want->name;
+
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
 	{
-		BtdcJob    *job = (BtdcJob *) lfirst(lc);
-		BtBuildResult res;
-		BtBuildOutcome o;
-
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-		if (bt_discover != BT_DISCOVER_AUTO || bt_mode != BT_MODE_AUTO)
-			break;
-
-		ereport(LOG,
-				(errmsg("bingo_tune: discovered statement (queryid " INT64_FORMAT "): building index \"%s\"",
-						(int64) job->queryid, job->name)));
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		btdc_event("started", job->name, -1, NULL, job->queryid);
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		InvalidateCatalogSnapshot();
-		MemoryContextSwitchTo(btdc_pass_cxt);
-
-		pgstat_report_activity(STATE_RUNNING,
-							   psprintf("bingo_tune watcher: building index %s", job->name));
-		bt_build_index(MyDatabaseId, job->canonical, &res);
-		o = res.outcome;
-		ereport(LOG,
-				(errmsg("bingo_tune: discovered statement (queryid " INT64_FORMAT "): index \"%s\" %s in %.2f s%s%s",
-						(int64) job->queryid, res.index_name, bt_build_outcome_name(o),
-						res.seconds, res.detail[0] ? ": " : "", res.detail)));
-
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		if (OidIsValid(get_extension_oid("bingo_tune", true)))
-			btdc_event(bt_build_outcome_name(o), res.index_name,
-					   o == BT_BUILD_CREATED || o == BT_BUILD_REBUILT ||
-					   o == BT_BUILD_FAILED || o == BT_BUILD_YIELDED ? res.seconds : -1,
-					   res.detail, job->queryid);
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		MemoryContextSwitchTo(btdc_pass_cxt);
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
 	}
+	if (bt_discover != BT_DISCOVER_AUTO || bt_mode != BT_MODE_AUTO)
+		return BT_JOB_STOP;
+
+	ereport(LOG,
+			(errmsg("bingo_tune: discovered statement (queryid " INT64_FORMAT "): building index \"%s\"",
+					(int64) job->queryid, name)));
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	bt_record_event("discover", NULL, "started", name, -1, NULL, &job->queryid, NULL);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(btdc_pass_cxt);
+
+	pgstat_report_activity(STATE_RUNNING,
+						   psprintf("bingo_tune watcher: building index %s", name));
+	return BT_JOB_BUILD;
+}
+
+/* After a build: log the outcome and record it (if the extension is still there). */
+static void
+btdc_build_done(BtBuildJob *build, const BtBuildResult *res, bool built,
+				double seconds, void *arg)
+{
+	BtdcJob    *job = (BtdcJob *) build;
+	const char *outcome = bt_build_outcome_name(res->outcome);
+
+	ereport(LOG,
+			(errmsg("bingo_tune: discovered statement (queryid " INT64_FORMAT "): index \"%s\" %s in %.2f s%s%s",
+					(int64) job->queryid, res->index_name, outcome,
+					res->seconds, res->detail[0] ? ": " : "", res->detail)));
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (OidIsValid(get_extension_oid("bingo_tune", true)))
+		bt_record_event("discover", NULL, outcome, res->index_name, seconds, res->detail,
+						&job->queryid, NULL);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(btdc_pass_cxt);
 }

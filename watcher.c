@@ -192,7 +192,6 @@ static void bt_watcher_on_exit(int code, Datum arg);
 static bool bt_stop_requested(void);
 static void bt_watcher_pass(MemoryContext passcxt);
 static void bt_run_builds(List *jobs);
-static void bt_prune_events(void);
 static void bt_add_reco(const char *statements, const char *index_name,
 						const char *definition, const char *reason);
 static bool bt_str_member(List *list, const char *s);
@@ -1687,7 +1686,7 @@ bt_record_event(const char *source, const char *statement, const char *action,
 /*
  * Keep at most bingo_tune.events_max rows (by id: newest kept).
  */
-static void
+void
 bt_prune_events(void)
 {
 	Oid			argtypes[1] = {INT8OID};
