@@ -629,7 +629,8 @@ bt_build_index(Oid dboid, const char *canonical, BtBuildResult *result)
 	BtIndexDef *def = bt_indexdef_parse(canonical, NULL);
 	char	   *name = bt_indexdef_name(def);
 	BackgroundWorkerHandle *volatile handle = NULL;
-	int			idx;
+	/* set in a loop before PG_TRY and read inside it (-Wclobbered, gcc 14) */
+	volatile int idx;
 	uint32		generation;
 	bool		joined;
 
@@ -825,7 +826,11 @@ bt_run_toplevel(const char *sql, MemoryContext cxt)
 	PortalStart(portal, NULL, 0, InvalidSnapshot);
 	PortalSetResultFormat(portal, 1, &format);
 	receiver = CreateDestReceiver(DestNone);
+#if PG_VERSION_NUM >= 180000
+	(void) PortalRun(portal, FETCH_ALL, true, receiver, receiver, &qc);
+#else
 	(void) PortalRun(portal, FETCH_ALL, true, true, receiver, receiver, &qc);
+#endif
 	receiver->rDestroy(receiver);
 	PortalDrop(portal, false);
 
