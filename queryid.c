@@ -65,6 +65,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
 #include "commands/dbcommands.h"
+#include "common/hashfn.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
@@ -100,9 +101,10 @@ typedef struct BtOwnerState
 static bool bt_rangevar_walker(Node *node, void *context);
 static bool bt_rte_walker(Node *node, void *context);
 static char *bt_owner_note(BtOwnerState *st, Oid relid);
-static uint64 bt_analyse_and_jumble(const char *sql, const char *schema, Oid member);
+static uint64 bt_analyse_and_jumble(const char *sql, const char *schema, Oid member,
+									uint64 *relations);
 static bool bt_statement_queryid_for(const char *sql, const char *schema, Oid member,
-									 uint64 *queryid, char **why);
+									 uint64 *queryid, uint64 *relations, char **why);
 
 /*
  * Parse and analyse sql with the current search_path; $n get the types
@@ -358,11 +360,16 @@ bt_statement_analyse_as(const char *sql, const char *schema, Oid owner, const ch
 /*
  * Analyse sql as the owner of its tables, with the application's search
  * path for schema, and return its queryid.  When member is valid, it must
- * have that owner's privileges.  Runs inside the caller's subtransaction;
- * errors propagate.
+ * have that owner's privileges.  When relations is not NULL, *relations
+ * gets a hash of the OIDs of the relations the statement reads (0: none):
+ * from PostgreSQL 18 the jumble hashes relation names, not OIDs, so a table
+ * dropped and created again keeps the queryid, and only this hash tells
+ * the new table from the old one (stats.c, bt_stats_relations).  Runs
+ * inside the caller's subtransaction; errors propagate.
  */
 static uint64
-bt_analyse_and_jumble(const char *sql, const char *schema, Oid member)
+bt_analyse_and_jumble(const char *sql, const char *schema, Oid member,
+					  uint64 *relations)
 {
 	Query	   *query;
 	Oid		   *paramtypes;
@@ -390,13 +397,30 @@ bt_analyse_and_jumble(const char *sql, const char *schema, Oid member)
 #else
 	(void) JumbleQuery(query, sql);
 #endif
+	if (relations != NULL)
+	{
+		List	   *relids = NIL;
+		ListCell   *lc;
+
+		(void) bt_rte_walker((Node *) query, &relids);
+		*relations = 0;
+		foreach(lc, relids)
+			*relations += hash_bytes_uint32_extended(lfirst_oid(lc), 0);
+	}
 	return query->queryId;
 }
 
 bool
 bt_statement_queryid(const char *sql, const char *schema, uint64 *queryid, char **why)
 {
-	return bt_statement_queryid_for(sql, schema, InvalidOid, queryid, why);
+	return bt_statement_queryid_for(sql, schema, InvalidOid, queryid, NULL, why);
+}
+
+bool
+bt_statement_identity(const char *sql, const char *schema, uint64 *queryid,
+					  uint64 *relations, char **why)
+{
+	return bt_statement_queryid_for(sql, schema, InvalidOid, queryid, relations, why);
 }
 
 /*
@@ -405,7 +429,7 @@ bt_statement_queryid(const char *sql, const char *schema, uint64 *queryid, char 
  */
 static bool
 bt_statement_queryid_for(const char *sql, const char *schema, Oid member,
-						 uint64 *queryid, char **why)
+						 uint64 *queryid, uint64 *relations, char **why)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -416,7 +440,7 @@ bt_statement_queryid_for(const char *sql, const char *schema, Oid member,
 
 	PG_TRY();
 	{
-		*queryid = bt_analyse_and_jumble(sql, schema, member);
+		*queryid = bt_analyse_and_jumble(sql, schema, member, relations);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
@@ -464,7 +488,7 @@ bt_queryid(PG_FUNCTION_ARGS)
 	uint64		queryid;
 	char	   *why = NULL;
 
-	if (!bt_statement_queryid_for(sql, schema, GetUserId(), &queryid, &why))
+	if (!bt_statement_queryid_for(sql, schema, GetUserId(), &queryid, NULL, &why))
 	{
 		ereport(NOTICE,
 				(errmsg("statement cannot be analysed in database \"%s\" yet: %s",

@@ -196,7 +196,8 @@ bt_watch_sync(const char *only, bool prune)
 	{
 		BtWatched  *w = lfirst(lc);
 
-		w->matched = bt_statement_queryid(w->statement, w->schema, &w->queryid, &w->why);
+		w->matched = bt_statement_identity(w->statement, w->schema, &w->queryid,
+										   &w->relations, &w->why);
 		if (w->matched)
 			keep[nkeep++] = w->queryid;
 		else
@@ -223,7 +224,8 @@ bt_watch_sync(const char *only, bool prune)
 			for (int i = 0; i < w->nindexes; i++)
 				canon = lappend(canon,
 								bt_indexdef_canonical(bt_indexdef_parse(w->indexes[i], w->schema)));
-			(void) bt_stats_register(MyDatabaseId, w->queryid, w->name, canon);
+			if (bt_stats_register(MyDatabaseId, w->queryid, w->name, canon))
+				(void) bt_stats_relations(MyDatabaseId, w->queryid, w->relations);
 		}
 	}
 

@@ -1042,7 +1042,17 @@ bt_watched_runs(List *stmts, bool warn)
 	}
 
 	if (pgss_schema != NULL)
+	{
 		bt_read_pgss(stmts, qids, pgss_schema);
+		/* from 18, a re-created table's statement keeps the old calls */
+		foreach(lc, stmts)
+		{
+			BtStmt	   *st = lfirst(lc);
+
+			if (st->analysed)
+				st->calls = bt_stats_pgss_calls(MyDatabaseId, st->queryid, st->calls);
+		}
+	}
 	bt_read_activity(stmts, qids);
 	MemoryContextSwitchTo(cxt);
 }
