@@ -122,8 +122,8 @@ is($node->safe_psql('postgres', q{
 sleep(11);
 $node->safe_psql('postgres', q{
 	BEGIN;
-	ALTER TABLE s_off.items RENAME TO items_old;
-	CREATE TABLE s_off.items (id integer, payload text);
+	ALTER TABLE s_off.items_s_off RENAME TO items_old;
+	CREATE TABLE s_off.items_s_off (id integer, payload text);
 	SELECT count(*) FROM s_off.third;
 	ROLLBACK;});
 is($node->safe_psql('postgres', q{
