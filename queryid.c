@@ -405,7 +405,28 @@ bt_analyse_and_jumble(const char *sql, const char *schema, Oid member,
 		(void) bt_rte_walker((Node *) query, &relids);
 		*relations = 0;
 		foreach(lc, relids)
-			*relations += hash_bytes_uint32_extended(lfirst_oid(lc), 0);
+		{
+			Oid			relid = lfirst_oid(lc);
+			HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+			bool		mine = false;
+
+			/*
+			 * A relation this transaction created or renamed may yet be
+			 * rolled back: no hash (0, unknown) until that commits, so that
+			 * such DDL never costs the statement its figures.
+			 */
+			if (HeapTupleIsValid(tup))
+			{
+				mine = TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tup->t_data));
+				ReleaseSysCache(tup);
+			}
+			if (mine)
+			{
+				*relations = 0;
+				break;
+			}
+			*relations += hash_bytes_uint32_extended(relid, 0);
+		}
 	}
 	return query->queryId;
 }
