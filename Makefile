@@ -64,7 +64,11 @@ tools-clean:
 # "make test": install the server's binaries plus this build into
 # ./tmp_install (PostgreSQL finds its files relative to its binaries), then
 # run pg_regress and the TAP tests against that copy as the current user.
-# Nothing outside the checkout is written, so no root is needed.
+# Nothing outside the checkout is written, so no root is needed.  The TAP
+# tests' data and logs go to ./tmp_check by absolute path on every major, as
+# PGXS does it from 17 (TESTDATADIR, TESTLOGDIR; without them 17's test
+# modules use relative paths, which the server, in its data directory,
+# resolves elsewhere).
 TMP_INSTALL = $(CURDIR)/tmp_install
 TMP_BINDIR = $(TMP_INSTALL)$(bindir)
 
@@ -86,7 +90,8 @@ test-regress: $(TMP_INSTALL)/.done
 test-tap: $(TMP_INSTALL)/.done
 	rm -rf '$(CURDIR)'/tmp_check
 	$(MKDIR_P) '$(CURDIR)'/tmp_check
-	TESTDIR='$(CURDIR)' PATH="$(TMP_BINDIR):$$PATH" PGPORT='6$(DEF_PGPORT)' \
+	TESTDIR='$(CURDIR)' TESTDATADIR='$(CURDIR)/tmp_check' TESTLOGDIR='$(CURDIR)/tmp_check/log' \
+		PATH="$(TMP_BINDIR):$$PATH" PGPORT='6$(DEF_PGPORT)' \
 		PG_REGRESS='$(top_builddir)/src/test/regress/pg_regress' \
 		$(PROVE) -I $(top_builddir)/src/test/perl -I $(srcdir)/t $(PROVE_FLAGS) \
 		$(if $(PROVE_TESTS),$(PROVE_TESTS),t/*.pl)

@@ -160,6 +160,7 @@ typedef struct BtWatched
 	int			priority;
 	bool		matched;		/* queryid computed */
 	uint64		queryid;
+	uint64		relations;		/* hash of its relations' OIDs, see queryid.c */
 	char	   *why;			/* why not, if not */
 } BtWatched;
 
@@ -223,6 +224,13 @@ extern int	bt_app_search_path(const char *schema);
  */
 extern bool bt_statement_queryid(const char *sql, const char *schema,
 								 uint64 *queryid, char **why);
+/*
+ * The same, and in *relations a hash of the OIDs of the relations the
+ * statement reads (0 when it reads none): it changes when a table is
+ * dropped and created again, which from PostgreSQL 18 keeps the queryid.
+ */
+extern bool bt_statement_identity(const char *sql, const char *schema,
+								  uint64 *queryid, uint64 *relations, char **why);
 
 /*
  * The role whose rights analyse a watched statement, and run it in check():
@@ -513,6 +521,15 @@ extern bool bt_stats_register(Oid dboid, uint64 queryid, const char *name,
  */
 extern void bt_stats_prune(Oid dboid, const uint64 *keep, int nkeep,
 						   List *keep_names, int grace_ms);
+/*
+ * Note the relations hash of (dboid, queryid) at this sync: when it differs
+ * from the one noted before, the tables were re-created under the same
+ * queryid (PostgreSQL 18), and the entry's figures are cleared.  Returns
+ * true then.
+ */
+extern bool bt_stats_relations(Oid dboid, uint64 queryid, uint64 relations);
+/* pg_stat_statements' calls of (dboid, queryid) against its current tables */
+extern int64 bt_stats_pgss_calls(Oid dboid, uint64 queryid, int64 calls);
 /* clear one entry, or all of dboid when queryid is 0; returns how many */
 extern int	bt_stats_reset(Oid dboid, uint64 queryid);
 extern bool bt_stats_fetch(Oid dboid, uint64 queryid, BtStatsSnapshot *snap);

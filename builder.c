@@ -847,7 +847,8 @@ bt_build_index(Oid dboid, const char *canonical, BtBuildResult *result)
 {
 	BtIndexDef *def = bt_indexdef_parse(canonical, NULL);
 	BackgroundWorkerHandle *volatile handle = NULL;
-	int			idx;
+	/* set before PG_TRY and read inside it (-Wclobbered, gcc 14) */
+	volatile int idx;
 	uint32		generation;
 	bool		joined;
 
@@ -973,7 +974,11 @@ bt_run_toplevel(const char *sql, MemoryContext cxt)
 	PortalStart(portal, NULL, 0, InvalidSnapshot);
 	PortalSetResultFormat(portal, 1, &format);
 	receiver = CreateDestReceiver(DestNone);
+#if PG_VERSION_NUM >= 180000
+	(void) PortalRun(portal, FETCH_ALL, true, receiver, receiver, &qc);
+#else
 	(void) PortalRun(portal, FETCH_ALL, true, true, receiver, receiver, &qc);
+#endif
 	receiver->rDestroy(receiver);
 	PortalDrop(portal, false);
 

@@ -41,8 +41,6 @@
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
 #include "parser/scanner.h"
-/* after scanner.h, whose types it uses */
-#include "parser/gram.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -109,7 +107,13 @@ bt_check_param_numbers(const char *sql)
 		const char *digits;
 		size_t		ndigits;
 
-		if (tok != PARAM)
+		/*
+		 * A parameter: the scanner's PARAM token, "$" and digits.  Told by
+		 * its text, since gram.h, which numbers the tokens, is not installed
+		 * from PostgreSQL 16 on; no other token starts so (a dollar quote's
+		 * tag cannot start with a digit).
+		 */
+		if (sql[yylloc] != '$' || !isdigit((unsigned char) sql[yylloc + 1]))
 			continue;
 		/* from the text: a number too long for an int wraps in ival */
 		digits = sql + yylloc + 1;

@@ -786,7 +786,11 @@ btd_extract_sort(BtdState *st)
 		BtdRel	   *rel = btd_var_rel(st, (Node *) tle->expr, &attno, &type);
 		Oid			opfamily,
 					opcintype;
+#if PG_VERSION_NUM >= 180000
+		CompareType strategy;	/* 18: the comparison, not the strategy */
+#else
 		int16		strategy;
+#endif
 		BtdSortKey *k;
 
 		if (usable && rel != NULL &&
@@ -796,7 +800,11 @@ btd_extract_sort(BtdState *st)
 			k = palloc0(sizeof(BtdSortKey));
 			k->rel = rel;
 			k->attno = attno;
+#if PG_VERSION_NUM >= 180000
+			k->desc = (strategy == COMPARE_GT);
+#else
 			k->desc = (strategy == BTGreaterStrategyNumber);
+#endif
 			k->nulls_first = sgc->nulls_first;
 			k->text = btd_col_text(rel, attno);
 			if (k->desc)

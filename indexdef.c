@@ -69,7 +69,11 @@ typedef struct BtLexer
 	const char *p;				/* current position */
 } BtLexer;
 
+#if PG_VERSION_NUM >= 180000
+pg_noreturn static void bt_def_error(BtLexer *lex, const char *expected);
+#else
 static void bt_def_error(BtLexer *lex, const char *expected) pg_attribute_noreturn();
+#endif
 static void bt_skip_space(BtLexer *lex);
 static bool bt_accept_char(BtLexer *lex, char c);
 static void bt_expect_char(BtLexer *lex, char c, const char *what);

@@ -64,6 +64,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
 #include "commands/dbcommands.h"
+#include "common/hashfn.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
@@ -100,8 +101,9 @@ static bool bt_rangevar_walker(Node *node, void *context);
 static bool bt_rte_walker(Node *node, void *context);
 static char *bt_owner_note(BtOwnerState *st, Oid relid);
 static void bt_analyse_and_jumble(void *arg);
+static uint64 bt_relations_hash(Query *query);
 static bool bt_statement_queryid_for(const char *sql, const char *schema, Oid member,
-									 uint64 *queryid, char **why);
+									 uint64 *queryid, uint64 *relations, char **why);
 
 /* The one raw statement sql holds; more or fewer raise an error. */
 static RawStmt *
@@ -401,14 +403,51 @@ typedef struct BtJumbleArgs
 	const char *sql;
 	const char *schema;
 	Oid			member;
+	uint64	   *relations;
 	uint64		queryid;
 } BtJumbleArgs;
 
 /*
+ * A hash of the OIDs of the relations query reads (0: none, or unknown).
+ * From PostgreSQL 18 the jumble hashes relation names, not OIDs, so a
+ * table dropped and created again keeps the queryid, and only this hash
+ * tells the new table from the old one (stats.c, bt_stats_relations).
+ */
+static uint64
+bt_relations_hash(Query *query)
+{
+	uint64		hash = 0;
+	ListCell   *lc;
+
+	foreach(lc, bt_query_relids(query))
+	{
+		Oid			relid = lfirst_oid(lc);
+		HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+		bool		mine = false;
+
+		/*
+		 * A relation this transaction created or renamed may yet be rolled
+		 * back: no hash (0, unknown) until that commits, so that such DDL
+		 * never costs the statement its figures.
+		 */
+		if (HeapTupleIsValid(tup))
+		{
+			mine = TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tup->t_data));
+			ReleaseSysCache(tup);
+		}
+		if (mine)
+			return 0;
+		hash += hash_bytes_uint32_extended(relid, 0);
+	}
+	return hash;
+}
+
+/*
  * Analyse sql as the owner of its tables, with the application's search
  * path for schema, and set its queryid.  When member is valid, it must
- * have that owner's privileges.  Runs in bt_statement_queryid_for's
- * subtransaction; errors propagate.
+ * have that owner's privileges.  When relations is not NULL, *relations
+ * gets bt_relations_hash() of the statement.  Runs in
+ * bt_statement_queryid_for's subtransaction; errors propagate.
  */
 static void
 bt_analyse_and_jumble(void *arg)
@@ -434,13 +473,22 @@ bt_analyse_and_jumble(void *arg)
 #else
 	(void) JumbleQuery(query, a->sql);
 #endif
+	if (a->relations != NULL)
+		*a->relations = bt_relations_hash(query);
 	a->queryid = query->queryId;
 }
 
 bool
 bt_statement_queryid(const char *sql, const char *schema, uint64 *queryid, char **why)
 {
-	return bt_statement_queryid_for(sql, schema, InvalidOid, queryid, why);
+	return bt_statement_queryid_for(sql, schema, InvalidOid, queryid, NULL, why);
+}
+
+bool
+bt_statement_identity(const char *sql, const char *schema, uint64 *queryid,
+					  uint64 *relations, char **why)
+{
+	return bt_statement_queryid_for(sql, schema, InvalidOid, queryid, relations, why);
 }
 
 /*
@@ -449,9 +497,9 @@ bt_statement_queryid(const char *sql, const char *schema, uint64 *queryid, char 
  */
 static bool
 bt_statement_queryid_for(const char *sql, const char *schema, Oid member,
-						 uint64 *queryid, char **why)
+						 uint64 *queryid, uint64 *relations, char **why)
 {
-	BtJumbleArgs a = {sql, schema, member, 0};
+	BtJumbleArgs a = {sql, schema, member, relations, 0};
 	ErrorData  *edata = bt_run_caught(bt_analyse_and_jumble, &a, true);
 
 	if (edata == NULL)
@@ -488,7 +536,7 @@ bt_queryid(PG_FUNCTION_ARGS)
 	uint64		queryid;
 	char	   *why = NULL;
 
-	if (!bt_statement_queryid_for(sql, schema, GetUserId(), &queryid, &why))
+	if (!bt_statement_queryid_for(sql, schema, GetUserId(), &queryid, NULL, &why))
 	{
 		ereport(NOTICE,
 				(errmsg("statement cannot be analysed in database \"%s\" yet: %s",

@@ -158,6 +158,28 @@ static void bt_check_put_row(ReturnSetInfo *rsinfo, BtCheck *c);
 static void bt_check_one(ReturnSetInfo *rsinfo, BtWatched *w, int runs);
 
 /*
+ * Does another row of rows have w's queryid?  From 18 the queryid hashes
+ * table names, not schemas or OIDs: statements on same-named tables in two
+ * schemas share it, and their runs are counted together (as in
+ * pg_stat_statements).  Their relations differ, which must not be taken
+ * for a re-created table (bt_stats_relations) at every sync.
+ */
+static bool
+bt_queryid_shared(List *rows, BtWatched *w)
+{
+	ListCell   *lc;
+
+	foreach(lc, rows)
+	{
+		BtWatched  *other = lfirst(lc);
+
+		if (other != w && other->matched && other->queryid == w->queryid)
+			return true;
+	}
+	return false;
+}
+
+/*
  * The catalog pass: read every row, compute its queryid here, register it
  * for tracking and forget what left the catalog.  Returns the rows (only
  * the one named, if only is not NULL).  The names are resolved as the
@@ -195,7 +217,8 @@ bt_watch_sync(const char *only, bool prune)
 	{
 		BtWatched  *w = lfirst(lc);
 
-		w->matched = bt_statement_queryid(w->statement, w->schema, &w->queryid, &w->why);
+		w->matched = bt_statement_identity(w->statement, w->schema, &w->queryid,
+										   &w->relations, &w->why);
 		if (w->matched)
 			keep[nkeep++] = w->queryid;
 		else
@@ -222,7 +245,9 @@ bt_watch_sync(const char *only, bool prune)
 			for (int i = 0; i < w->nindexes; i++)
 				canon = lappend(canon,
 								bt_indexdef_canonical(bt_indexdef_parse(w->indexes[i], w->schema)));
-			(void) bt_stats_register(MyDatabaseId, w->queryid, w->name, canon);
+			if (bt_stats_register(MyDatabaseId, w->queryid, w->name, canon) &&
+				!bt_queryid_shared(rows, w))
+				(void) bt_stats_relations(MyDatabaseId, w->queryid, w->relations);
 		}
 	}
 

@@ -139,6 +139,9 @@ typedef struct BtStatsEntry
 	BtLatencySummary before;	/* figures before the first build */
 	TimestampTz built_at;		/* when that build finished */
 	char		built[BT_BUILT_MAXLEN]; /* index(es) built then */
+	uint64		relations;		/* its relations' OIDs when last synced, 0 unknown */
+	bool		pgss_rebase;	/* relations changed: take pgss_base anew */
+	int64		pgss_base;		/* pg_stat_statements calls of the old tables */
 } BtStatsEntry;
 
 typedef struct BtStatsShared
@@ -535,6 +538,9 @@ bt_stats_register(Oid dboid, uint64 queryid, const char *name, List *index_canon
 	{
 		SpinLockInit(&e->mutex);
 		e->nindexes = 0;
+		e->relations = 0;
+		e->pgss_rebase = false;
+		e->pgss_base = 0;
 		bt_entry_clear_counters(e, true);
 		bt_filter_set(queryid);
 	}
@@ -547,6 +553,82 @@ bt_stats_register(Oid dboid, uint64 queryid, const char *name, List *index_canon
 	}
 	LWLockRelease(bt_stats->lock);
 	return true;
+}
+
+/*
+ * A statement keeps its queryid when its tables are dropped and created
+ * again from PostgreSQL 18 (the jumble hashes relation names, not OIDs),
+ * so the key alone cannot tell the new tables' runs from the old ones'.
+ * Each sync notes the hash of the OIDs the statement reads now; when it
+ * changed, the figures so far were runs against tables that no longer
+ * exist, and the entry starts afresh, as a new queryid would before 18.
+ * The DDL that re-created the tables makes the next client statement sync
+ * first (see "Registration is never late"), so no run against the new
+ * tables is lost.  pg_stat_statements cannot be reset from here: the
+ * pg_stat_statements calls read next (bt_stats_pgss_calls) become the
+ * base that the watcher subtracts.
+ */
+bool
+bt_stats_relations(Oid dboid, uint64 queryid, uint64 relations)
+{
+	BtStatsKey	key = bt_make_key(dboid, queryid);
+	BtStatsEntry *e;
+	bool		changed = false;
+
+	if (bt_stats == NULL || relations == UINT64CONST(0))
+		return false;
+
+	LWLockAcquire(bt_stats->lock, LW_SHARED);
+	e = hash_search(bt_stats_hash, &key, HASH_FIND, NULL);
+	if (e != NULL)
+	{
+		SpinLockAcquire(&e->mutex);
+		if (e->relations != UINT64CONST(0) && e->relations != relations)
+		{
+			bt_entry_clear_counters(e, true);
+			e->pgss_rebase = true;
+			changed = true;
+		}
+		e->relations = relations;
+		SpinLockRelease(&e->mutex);
+	}
+	LWLockRelease(bt_stats->lock);
+	return changed;
+}
+
+/*
+ * pg_stat_statements' calls of (dboid, queryid) that ran against the
+ * statement's current tables, given all its calls: those since the first
+ * read after bt_stats_relations saw the tables re-created under the same
+ * queryid (PostgreSQL 18).  A base above calls means pg_stat_statements
+ * was reset since, and is dropped.
+ */
+int64
+bt_stats_pgss_calls(Oid dboid, uint64 queryid, int64 calls)
+{
+	BtStatsKey	key = bt_make_key(dboid, queryid);
+	BtStatsEntry *e;
+
+	if (bt_stats == NULL)
+		return calls;
+
+	LWLockAcquire(bt_stats->lock, LW_SHARED);
+	e = hash_search(bt_stats_hash, &key, HASH_FIND, NULL);
+	if (e != NULL)
+	{
+		SpinLockAcquire(&e->mutex);
+		if (e->pgss_rebase)
+		{
+			e->pgss_base = calls;
+			e->pgss_rebase = false;
+		}
+		else if (calls < e->pgss_base)
+			e->pgss_base = 0;
+		calls -= e->pgss_base;
+		SpinLockRelease(&e->mutex);
+	}
+	LWLockRelease(bt_stats->lock);
+	return calls;
 }
 
 /* whether prune keeps e: its queryid is current, or its name is one whose id is unknown now */

@@ -1179,7 +1179,19 @@ bt_watched_runs(List *stmts, bool warn)
 		return;
 	pgss_schema = bt_find_pgss(warn);
 	if (pgss_schema != NULL)
+	{
+		ListCell   *lc;
+
 		bt_read_pgss(stmts, qids, pgss_schema);
+		/* from 18, a re-created table's statement keeps the old calls */
+		foreach(lc, stmts)
+		{
+			BtStmtRuns *st = lfirst(lc);
+
+			if (st->w->matched)
+				st->calls = bt_stats_pgss_calls(MyDatabaseId, st->w->queryid, st->calls);
+		}
+	}
 	bt_read_activity(stmts, qids);
 	MemoryContextSwitchTo(cxt);
 }

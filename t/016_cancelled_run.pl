@@ -65,7 +65,15 @@ like($stderr, qr/canceling statement due to statement timeout/, 'the run was cut
 
 my $qid = $node->safe_psql('postgres', q{
 	SELECT bingo_tune.queryid(statement, schema) FROM bingo_tune.watch WHERE name = 'session_list'});
-isnt($qid, $old_qid, 'the re-created tables give a new queryid');
+# from 18 the queryid hashes table names, not OIDs: it stays
+if ($node->pg_version >= 18)
+{
+	is($qid, $old_qid, 'the re-created tables keep their queryid (18)');
+}
+else
+{
+	isnt($qid, $old_qid, 'the re-created tables give a new queryid');
+}
 is($node->safe_psql('postgres', qq{
 	SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE queryid = $qid}),
 	'0', 'pg_stat_statements has no call of it');

@@ -27,11 +27,13 @@ sub passes
 		'SELECT coalesce(passes, 0) FROM bingo_tune.watcher()');
 }
 
-# n runs as the application sends them: prepared, $1 a parameter
+# n runs as the application sends them: prepared, $1 a parameter.  Each
+# schema's table has a name of its own: from 18 the queryid hashes table
+# names, not schemas or OIDs, so same-named tables would share one.
 sub runs
 {
 	my ($schema, $n) = @_;
-	my $sql = "PREPARE item(integer) AS SELECT id, payload FROM $schema.items WHERE id = \$1;\n";
+	my $sql = "PREPARE item(integer) AS SELECT id, payload FROM $schema.items_$schema WHERE id = \$1;\n";
 	$sql .= "EXECUTE item($_);\n" for (1 .. $n);
 	return $sql;
 }
@@ -55,8 +57,8 @@ foreach my $mode ('auto', 'advise', 'off')
 	$node->safe_psql('postgres', qq{
 		CREATE SCHEMA $schema;
 		INSERT INTO bingo_tune.watch (name, statement, budget, percentile, indexes, params, schema)
-		VALUES ('first_$mode', 'SELECT id, payload FROM items WHERE id = \$1', '1 s', 90,
-				ARRAY['items (id)'], '{1}', '$schema');});
+		VALUES ('first_$mode', 'SELECT id, payload FROM items_$schema WHERE id = \$1', '1 s', 90,
+				ARRAY['items_$schema (id)'], '{1}', '$schema');});
 	# a reload wakes the watcher for a pass: let it finish, then no more
 	ok($node->poll_query_until('postgres', q{
 		SELECT state = 'waiting' FROM bingo_tune.watched() WHERE statement = 'first_} . $mode . q{'}),
@@ -67,8 +69,8 @@ foreach my $mode ('auto', 'advise', 'off')
 	# create, load and run in one transaction; run again right after the commit
 	$node->safe_psql('postgres', qq{
 		BEGIN;
-		CREATE TABLE $schema.items (id integer, payload text);
-		INSERT INTO $schema.items SELECT g, 'x' FROM generate_series(1, 1000) g;
+		CREATE TABLE $schema.items_$schema (id integer, payload text);
+		INSERT INTO $schema.items_$schema SELECT g, 'x' FROM generate_series(1, 1000) g;
 		} . runs($schema, 5) . qq{
 		COMMIT;
 		EXECUTE item(6); EXECUTE item(7); EXECUTE item(8);});
@@ -79,7 +81,7 @@ foreach my $mode ('auto', 'advise', 'off')
 
 	is(passes(), $passes, "$mode: the watcher made no pass meanwhile");
 	my $qid = $node->safe_psql('postgres', qq{
-		SELECT bingo_tune.queryid('SELECT id, payload FROM items WHERE id = \$1', '$schema')});
+		SELECT bingo_tune.queryid('SELECT id, payload FROM items_$schema WHERE id = \$1', '$schema')});
 	is($node->safe_psql('postgres', qq{
 		SELECT sum(calls) FROM pg_stat_statements WHERE queryid = $qid}),
 		'158', "$mode: pg_stat_statements has the 158 runs");
@@ -94,9 +96,9 @@ foreach my $mode ('auto', 'advise', 'off')
 my $passes = passes();
 $node->safe_psql('postgres', q{
 	BEGIN;
-	DROP TABLE s_off.items;
-	CREATE TABLE s_off.items (id integer, payload text);
-	INSERT INTO s_off.items SELECT g, 'y' FROM generate_series(1, 1000) g;
+	DROP TABLE s_off.items_s_off;
+	CREATE TABLE s_off.items_s_off (id integer, payload text);
+	INSERT INTO s_off.items_s_off SELECT g, 'y' FROM generate_series(1, 1000) g;
 	COMMIT;} . runs('s_off', 20));
 is(passes(), $passes, 'recreated: the watcher made no pass meanwhile');
 is($node->safe_psql('postgres', q{
@@ -109,7 +111,7 @@ is($node->safe_psql('postgres', q{
 	BEGIN;
 	CREATE TABLE s_off.third (a integer);
 	SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-	WHERE l.pid = pg_backend_pid() AND c.relname = 'items';
+	WHERE l.pid = pg_backend_pid() AND c.relname = 'items_s_off';
 	COMMIT;}),
 	'0', 'the re-sync leaves no lock on the watched tables in the client transaction');
 
@@ -120,8 +122,8 @@ is($node->safe_psql('postgres', q{
 sleep(11);
 $node->safe_psql('postgres', q{
 	BEGIN;
-	ALTER TABLE s_off.items RENAME TO items_old;
-	CREATE TABLE s_off.items (id integer, payload text);
+	ALTER TABLE s_off.items_s_off RENAME TO items_old;
+	CREATE TABLE s_off.items_s_off (id integer, payload text);
 	SELECT count(*) FROM s_off.third;
 	ROLLBACK;});
 is($node->safe_psql('postgres', q{
