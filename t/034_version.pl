@@ -31,9 +31,7 @@ IPC::Run::run([ 'bingo_tune', 'install', '--help' ], '>', \$out, '2>', \$err);
 like($out, qr/updates it to version \Q$version\E, this\s+tool's version/,
 	'bingo_tune install --help names the control file\'s version');
 
-SKIP:
 {
-	skip 'no META.json', 3 unless -f "$root/META.json";
 	my $meta = decode_json(slurp_file("$root/META.json"));
 	(my $semver = $version) =~ s/^(\d+\.\d+)$/$1.0/;
 	is($meta->{version}, $semver, "META.json's version is $semver");
@@ -44,9 +42,7 @@ SKIP:
 		"META.json's provides.bingo_tune.file is the install script");
 }
 
-SKIP:
 {
-	skip 'no debian/changelog', 1 unless -f "$root/debian/changelog";
 	my ($deb) = slurp_file("$root/debian/changelog") =~ /^\S+ \(([^)]+)\)/;
 	like($deb, qr/^\Q$version\E-[^-]+$/,
 		"debian/changelog's newest entry packages version $version");
