@@ -48,19 +48,8 @@ GRANT CREATE ON SCHEMA public TO app;
 CREATE EXTENSION bingo_tune CASCADE;
 });
 
-sql_as($node, 'app', q{
-CREATE TABLE sessions (id bigint, start_time timestamp NOT NULL,
-	customer_id integer NOT NULL, movie_id integer NOT NULL);
-CREATE TABLE customers (id integer, name text, surname text, birthday date, email text);
-CREATE TABLE movies (id integer, name text, year integer, duration integer);
-INSERT INTO movies SELECT g, 'movie ' || g % 70, 1950 + g % 75, 90 + g % 60
-	FROM generate_series(1, 2000) g;
-INSERT INTO customers SELECT g, 'name ' || g % 50, 'surname ' || g % 90,
-	date '1950-01-01' + g % 20000, 'c' || g || '@example.com'
-	FROM generate_series(1, 2000) g;
-INSERT INTO sessions SELECT g, timestamp '2020-01-01' + g * interval '1 minute',
-	1 + g % 2000, 1 + g % 2000
-	FROM generate_series(1, 5000) g;
+sql_as($node, 'app', bingo_data(movie_names => 70, names => 50, surnames => 90,
+		customers => 2000, sessions => 5000) . q{
 ANALYZE sessions, customers, movies;
 GRANT SELECT ON sessions, customers, movies TO monitor;
 });

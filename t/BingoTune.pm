@@ -20,7 +20,7 @@ use Time::HiRes qw(usleep);
 
 our @EXPORT = qw(
   preloaded_node
-  $movies_sql $movie_list $bingo_dataset $session_list items_sql
+  $movies_sql $movie_list bingo_data $bingo_dataset $session_list items_sql
   hold_snapshot start_apply waiting_builds
   passes wait_passes wait_present
   sql_as psql_as report
@@ -64,22 +64,31 @@ our $movie_list = q{
 SELECT movies.id, movies.name, movies.year, movies.duration FROM movies
 ORDER BY movies.year DESC, movies.name ASC, movies.id DESC LIMIT 100000};
 
-# A small bingo-shaped dataset, as prepare_db leaves it: no indexes.
-our $bingo_dataset = q{
+# bingo's three tables, filled as prepare_db leaves them: no indexes.  The
+# sizes (movie_names, names, surnames: distinct values; customers,
+# sessions: rows) default to the small bingo-shaped dataset below.
+sub bingo_data
+{
+	my %n = (movie_names => 700, names => 500, surnames => 900,
+		customers => 20000, sessions => 100000, @_);
+	return qq{
 CREATE TABLE sessions (id bigint, start_time timestamp NOT NULL,
 	customer_id integer NOT NULL, movie_id integer NOT NULL);
 CREATE TABLE customers (id integer, name text, surname text, birthday date, email text);
 CREATE TABLE movies (id integer, name text, year integer, duration integer);
-INSERT INTO movies SELECT g, 'movie ' || g % 700, 1950 + g % 75, 90 + g % 60
+INSERT INTO movies SELECT g, 'movie ' || g % $n{movie_names}, 1950 + g % 75, 90 + g % 60
 	FROM generate_series(1, 2000) g;
-INSERT INTO customers SELECT g, 'name ' || g % 500, 'surname ' || g % 900,
-	date '1950-01-01' + g % 20000, 'c' || g || '@example.com'
-	FROM generate_series(1, 20000) g;
+INSERT INTO customers SELECT g, 'name ' || g % $n{names}, 'surname ' || g % $n{surnames},
+	date '1950-01-01' + g % 20000, 'c' || g || '\@example.com'
+	FROM generate_series(1, $n{customers}) g;
 INSERT INTO sessions SELECT g, timestamp '2020-01-01' + g * interval '1 minute',
-	1 + g % 20000, 1 + g % 2000
-	FROM generate_series(1, 100000) g;
-ANALYZE;
+	1 + g % $n{customers}, 1 + g % 2000
+	FROM generate_series(1, $n{sessions}) g;
 };
+}
+
+# A small bingo-shaped dataset, analysed.
+our $bingo_dataset = bingo_data() . "ANALYZE;\n";
 
 # bingo's session_list statement, as the app sends it
 our $session_list = q{
