@@ -229,38 +229,26 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_index WHERE NOT indisv
 $node->safe_psql('postgres', 'CREATE DATABASE withext');
 $node->safe_psql('postgres', 'CREATE DATABASE without');
 $node->safe_psql('withext', 'CREATE EXTENSION bingo_tune CASCADE');
-ok($node->poll_query_until('postgres', q{
-	SELECT count(*) = 1 FROM pg_stat_activity
-	WHERE backend_type = 'bingo_tune watcher' AND datname = 'withext'}),
+ok(wait_watchers($node, 'withext', 1),
 	'a second database with the extension gets its own watcher');
 ok(wait_passes($node, 'withext', 3), 'it makes passes');
-is($node->safe_psql('postgres', q{
-	SELECT count(*) FROM pg_stat_activity
-	WHERE backend_type = 'bingo_tune watcher' AND datname = 'without'}),
+is(watchers($node, 'without'),
 	'0', 'a database without the extension has no watcher');
-is($node->safe_psql('postgres', q{
-	SELECT count(*) FROM pg_stat_activity
-	WHERE backend_type = 'bingo_tune watcher' AND datname = 'postgres'}),
+is(watchers($node, 'postgres'),
 	'1', 'still exactly one watcher in postgres');
 
 $node->safe_psql('withext', 'DROP EXTENSION bingo_tune');
-ok($node->poll_query_until('postgres', q{
-	SELECT count(*) = 0 FROM pg_stat_activity
-	WHERE backend_type = 'bingo_tune watcher' AND datname = 'withext'}),
+ok(wait_watchers($node, 'withext', 0),
 	'DROP EXTENSION stops its watcher');
 
 $node->safe_psql('withext', 'CREATE EXTENSION bingo_tune');
-ok($node->poll_query_until('postgres', q{
-	SELECT count(*) = 1 FROM pg_stat_activity
-	WHERE backend_type = 'bingo_tune watcher' AND datname = 'withext'}),
+ok(wait_watchers($node, 'withext', 1),
 	'CREATE EXTENSION again: the watcher is back');
 # A database with a watcher can serve as a template (the watcher steps
 # aside), and the copy, which has the extension, gets its own watcher.
 my ($ret, $out, $err) = $node->psql('postgres', 'CREATE DATABASE copied TEMPLATE withext');
 is($ret, 0, 'CREATE DATABASE ... TEMPLATE is not blocked by the watcher') or diag($err);
-ok($node->poll_query_until('postgres', q{
-	SELECT count(*) = 1 FROM pg_stat_activity
-	WHERE backend_type = 'bingo_tune watcher' AND datname = 'copied'}),
+ok(wait_watchers($node, 'copied', 1),
 	'the copy gets its own watcher');
 ($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE copied');
 is($ret, 0, 'DROP DATABASE is not blocked by the watcher') or diag($err);
@@ -274,9 +262,7 @@ ok($node->poll_query_until('postgres', q{
 # --- restart: the watchers come back ------------------------------------
 
 $node->restart;
-ok($node->poll_query_until('postgres', q{
-	SELECT count(*) = 1 FROM pg_stat_activity
-	WHERE backend_type = 'bingo_tune watcher' AND datname = 'postgres'}),
+ok(wait_watchers($node, 'postgres', 1),
 	'after a restart the watcher is back');
 ok(wait_passes($node, 'postgres', 2), 'and makes passes');
 is(session_list_states('postgres'), 'present,present,present', 'indexes still present');

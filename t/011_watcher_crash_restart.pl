@@ -38,9 +38,7 @@ kill 'KILL', $pid;
 ok($node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset),
 	'the postmaster did a crash restart');
 eval { $old->quit; };
-ok($node->poll_query_until('postgres', q{
-	SELECT count(*) = 1 FROM pg_stat_activity
-	WHERE backend_type = 'bingo_tune watcher' AND datname = 'postgres'}),
+ok(wait_watchers($node, 'postgres', 1),
 	'after the crash restart a watcher runs again');
 
 my $after = $node->safe_psql('postgres', q{

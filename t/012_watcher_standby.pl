@@ -19,9 +19,7 @@ my $standby = PostgreSQL::Test::Cluster->new('standby');
 $standby->init_from_backup($primary, 'b1', has_streaming => 1);
 $standby->start;
 
-ok($standby->poll_query_until('postgres', q{
-	SELECT count(*) = 1 FROM pg_stat_activity
-	WHERE backend_type = 'bingo_tune watcher' AND datname = 'postgres'}),
+ok(wait_watchers($standby, 'postgres', 1),
 	'the standby has a watcher');
 ok($standby->poll_query_until('postgres', q{
 	SELECT passes > 0 FROM bingo_tune.watcher()}),

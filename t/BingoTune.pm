@@ -1,9 +1,9 @@
 # t/BingoTune.pm: what the TAP tests of bingo_tune share.
 #
 # A server with bingo_tune preloaded, the bingo-shaped data the tests
-# load, builds held in their wait for older snapshots, the watcher's
-# passes, SQL run as a given role, report() lookups, and the tool run in
-# the foreground or the background.  The tests find this module through
+# load, builds held in their wait for older snapshots, the watchers and
+# their passes, SQL run as a given role, report() lookups, and the tool
+# run in the foreground or the background, with prepare-db's traces.  The tests find this module through
 # the "-I $(srcdir)/t" the Makefile passes to prove.
 
 package BingoTune;
@@ -22,7 +22,7 @@ our @EXPORT = qw(
   preloaded_node
   $movies_sql $movie_list bingo_data $bingo_dataset $session_list items_sql
   hold_snapshot start_apply waiting_builds
-  passes wait_passes wait_present
+  passes wait_passes wait_present watchers wait_watchers
   sql_as psql_as report
   tool tool_start tool_finish wait_output pg_env
   $prepare_lock_key newdb last_run lock_holders db_sync_commit
@@ -165,6 +165,24 @@ sub wait_passes
 	my $target = passes($node, $db) + $n;
 	return $node->poll_query_until($db,
 		"SELECT coalesce(passes, 0) >= $target FROM bingo_tune.watcher()");
+}
+
+# How many watchers run in the database.
+sub watchers
+{
+	my ($node, $db) = @_;
+	return $node->safe_psql('postgres', qq{
+		SELECT count(*) FROM pg_stat_activity
+		WHERE backend_type = 'bingo_tune watcher' AND datname = '$db'});
+}
+
+# Wait until n watchers run in the database; false after the timeout.
+sub wait_watchers
+{
+	my ($node, $db, $n) = @_;
+	return $node->poll_query_until('postgres', qq{
+		SELECT count(*) = $n FROM pg_stat_activity
+		WHERE backend_type = 'bingo_tune watcher' AND datname = '$db'});
 }
 
 # Wait until every index a watched statement needs is present in the
