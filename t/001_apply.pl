@@ -7,21 +7,10 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use BingoTune;
 
-my $node = PostgreSQL::Test::Cluster->new('primary');
-$node->init(allows_streaming => 1);
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_stat_statements,bingo_tune'
-compute_query_id = on
-max_worker_processes = 16
-});
-$node->start;
-
-$node->safe_psql('postgres', q{
-CREATE EXTENSION bingo_tune CASCADE;
-CREATE TABLE movies (id integer, name text, year integer, duration integer);
-INSERT INTO movies SELECT g, 'movie ' || g % 700, 1950 + g % 75, 90 FROM generate_series(1, 29000) g;
-});
+my $node = preloaded_node('primary', streaming => 1);
+$node->safe_psql('postgres', $movies_sql);
 
 # The standby is taken now, so it gets the extension but no indexes yet.
 $node->backup('b1');
@@ -32,22 +21,11 @@ $standby->start;
 # --- apply waits for an old snapshot, holding none itself ---------------
 
 # A transaction that holds a snapshot (and no lock on movies).
-my $old = $node->background_psql('postgres');
-$old->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
-$old->query_safe('SELECT 1');
-
-my $caller = $node->background_psql('postgres', on_error_stop => 0);
-$caller->query_until(qr/started/, q{
-\echo started
-CALL bingo_tune.apply('movie_list');
-\echo apply-done
-});
+my $old = hold_snapshot($node);
+my $caller = start_apply($node, 'movie_list');
 
 # The build reaches its wait for older snapshots, and stays there.
-ok( $node->poll_query_until('postgres', q{
-	SELECT count(*) = 1 FROM pg_stat_progress_create_index
-	WHERE phase = 'waiting for old snapshots'}),
-	'the build waits for the transaction holding an old snapshot');
+ok(waiting_builds($node, 1), 'the build waits for the transaction holding an old snapshot');
 
 # While it waits, the caller holds no snapshot and no transaction id, so it
 # cannot be what the build waits for.
@@ -83,9 +61,7 @@ $node->safe_psql('postgres', q{
 	ALTER SYSTEM SET bingo_tune.build_lock_timeout = '1s';
 	SELECT pg_reload_conf();
 });
-$old = $node->background_psql('postgres');
-$old->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
-$old->query_safe('SELECT 1');
+$old = hold_snapshot($node);
 
 my ($stdout, $stderr);
 $node->psql('postgres', q{CALL bingo_tune.apply('movie_by_id')},

@@ -9,56 +9,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use BingoTune;
 
-my $node = PostgreSQL::Test::Cluster->new('watcher');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_stat_statements,bingo_tune'
-compute_query_id = on
-max_worker_processes = 16
+my $node = preloaded_node('watcher', conf => q{
 bingo_tune.naptime = 1
 bingo_tune.min_running = 500
 });
-$node->start;
-
-# A small bingo-shaped dataset, as prepare_db leaves it: no indexes.
-my $dataset = q{
-CREATE TABLE sessions (id bigint, start_time timestamp NOT NULL,
-	customer_id integer NOT NULL, movie_id integer NOT NULL);
-CREATE TABLE customers (id integer, name text, surname text, birthday date, email text);
-CREATE TABLE movies (id integer, name text, year integer, duration integer);
-INSERT INTO movies SELECT g, 'movie ' || g % 700, 1950 + g % 75, 90 + g % 60
-	FROM generate_series(1, 2000) g;
-INSERT INTO customers SELECT g, 'name ' || g % 500, 'surname ' || g % 900,
-	date '1950-01-01' + g % 20000, 'c' || g || '@example.com'
-	FROM generate_series(1, 20000) g;
-INSERT INTO sessions SELECT g, timestamp '2020-01-01' + g * interval '1 minute',
-	1 + g % 20000, 1 + g % 2000
-	FROM generate_series(1, 100000) g;
-ANALYZE;
-};
-
-my $session_list = q{
-SELECT sessions.id, sessions.start_time, customers.id, customers.name,
-       customers.surname, customers.birthday, customers.email, movies.id,
-       movies.name, movies.year, movies.duration
-FROM sessions INNER JOIN customers ON sessions.customer_id = customers.id
-              INNER JOIN movies ON sessions.movie_id = movies.id
-ORDER BY movies.year DESC, movies.name ASC, customers.id, sessions.id DESC
-LIMIT 100000};
-
-$node->safe_psql('postgres', 'CREATE EXTENSION bingo_tune CASCADE');
-
-# Wait until the watcher of the database has made n more passes.
-sub wait_passes
-{
-	my ($db, $n) = @_;
-	my $now = $node->safe_psql($db, 'SELECT coalesce(passes, 0) FROM bingo_tune.watcher()');
-	my $target = $now + $n;
-	return $node->poll_query_until($db,
-		"SELECT coalesce(passes, 0) >= $target FROM bingo_tune.watcher()");
-}
-
 sub session_list_states
 {
 	my ($db) = @_;
@@ -77,7 +33,7 @@ ok($node->poll_query_until('postgres', q{
 is($node->safe_psql('postgres', q{
 	SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'bingo_tune launcher'}),
 	'1', 'one launcher');
-ok(wait_passes('postgres', 1), 'the watcher makes passes');
+ok(wait_passes($node, 'postgres', 1), 'the watcher makes passes');
 
 # between passes the launcher and the watcher nap on a wait event of their
 # own where the server can name one (PostgreSQL 17+), else on "Extension"
@@ -97,7 +53,7 @@ is($node->safe_psql('postgres', q{
 
 # --- run once: the watcher builds its indexes --------------------------
 
-$node->safe_psql('postgres', $dataset);
+$node->safe_psql('postgres', $bingo_dataset);
 ok($node->poll_query_until('postgres', q{
 	SELECT state = 'not seen' FROM bingo_tune.watched() WHERE statement = 'session_list'}),
 	'once the tables exist the statement has a queryid');
@@ -109,9 +65,7 @@ is($qid, $node->safe_psql('postgres', q{
 
 is(session_list_states('postgres'), 'missing,missing,missing', 'no indexes yet');
 $node->safe_psql('postgres', $session_list);
-ok($node->poll_query_until('postgres', q{
-	SELECT bool_and(state = 'present') FROM bingo_tune.advise()
-	WHERE 'session_list' = ANY (statements)}),
+ok(wait_present($node, 'session_list'),
 	'after one run of the session list, the watcher builds its indexes');
 is($node->safe_psql('postgres', q{
 	SELECT string_agg(DISTINCT action, ',' ORDER BY action) FROM bingo_tune.events
@@ -154,14 +108,14 @@ sub set_mode
 	$node->poll_query_until('postgres', "SELECT mode = '$mode' FROM bingo_tune.watcher()")
 	  or die "mode $mode not taken";
 	# let the watcher itself reload too
-	wait_passes('postgres', 2);
+	wait_passes($node, 'postgres', 2);
 }
 
 set_mode('off');
 drop_session_list_indexes('postgres');
 my $nevents = $node->safe_psql('postgres', 'SELECT count(*) FROM bingo_tune.events');
 $node->safe_psql('postgres', $session_list);
-ok(wait_passes('postgres', 3), 'the watcher passes in off mode');
+ok(wait_passes($node, 'postgres', 3), 'the watcher passes in off mode');
 is(session_list_states('postgres'), 'missing,missing,missing', 'off: nothing is built');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM bingo_tune.events'), $nevents,
 	'off: nothing is recorded');
@@ -171,7 +125,7 @@ ok($node->poll_query_until('postgres', q{
 	SELECT count(*) = 3 FROM bingo_tune.events
 	WHERE action = 'recommended' AND statement = 'session_list'}),
 	'advise: the three indexes are recommended');
-ok(wait_passes('postgres', 3), 'more passes in advise mode');
+ok(wait_passes($node, 'postgres', 3), 'more passes in advise mode');
 is(session_list_states('postgres'), 'missing,missing,missing', 'advise: nothing is built');
 is($node->safe_psql('postgres', q{
 	SELECT count(*) FROM bingo_tune.events
@@ -184,9 +138,7 @@ like(slurp_file($node->logfile), qr/bingo_tune: statement "session_list" needs i
 	'advise: the recommendation is logged');
 
 set_mode('auto');
-ok($node->poll_query_until('postgres', q{
-	SELECT bool_and(state = 'present') FROM bingo_tune.advise()
-	WHERE 'session_list' = ANY (statements)}),
+ok(wait_present($node, 'session_list'),
 	'back to auto: the indexes are built');
 
 # --- drop and recreate the tables: followed -----------------------------
@@ -195,7 +147,7 @@ $node->safe_psql('postgres', 'DROP TABLE sessions, customers, movies');
 ok($node->poll_query_until('postgres', q{
 	SELECT state = 'waiting' FROM bingo_tune.watched() WHERE statement = 'session_list'}),
 	'tables dropped: waiting');
-$node->safe_psql('postgres', $dataset);
+$node->safe_psql('postgres', $bingo_dataset);
 # Before 18 the new tables give the statement a new queryid.  From 18 the
 # queryid hashes table names, not OIDs, and stays: pg_stat_statements keeps
 # the old tables' runs under it, and the watcher must not count them.
@@ -218,9 +170,7 @@ else
 }
 is(session_list_states('postgres'), 'missing,missing,missing', 'new tables have no indexes');
 $node->safe_psql('postgres', $session_list);
-ok($node->poll_query_until('postgres', q{
-	SELECT bool_and(state = 'present') FROM bingo_tune.advise()
-	WHERE 'session_list' = ANY (statements)}),
+ok(wait_present($node, 'session_list'),
 	'the watcher follows the new tables and rebuilds');
 
 # --- a run cancelled by statement_timeout still triggers the build -------
@@ -238,9 +188,7 @@ is($node->safe_psql('postgres', q{
 	SELECT coalesce(sum(s.calls), 0) FROM pg_stat_statements s, bingo_tune.watched() w
 	WHERE w.statement = 'session_list' AND s.queryid = w.queryid}),
 	'0', 'pg_stat_statements has no completed call');
-ok($node->poll_query_until('postgres', q{
-	SELECT bool_and(state = 'present') FROM bingo_tune.advise()
-	WHERE 'session_list' = ANY (statements)}),
+ok(wait_present($node, 'session_list'),
 	'the cancelled run, seen while in progress, triggered the build');
 is($node->safe_psql('postgres', q{
 	SELECT calls FROM bingo_tune.watched() WHERE statement = 'session_list'}),
@@ -252,9 +200,7 @@ drop_session_list_indexes('postgres');
 $node->safe_psql('postgres', "ALTER SYSTEM SET bingo_tune.build_lock_timeout = '200ms'");
 $node->reload;
 # An old snapshot that the builds wait for, longer than their lock timeout.
-my $old = $node->background_psql('postgres');
-$old->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
-$old->query_safe('SELECT 1');
+my $old = hold_snapshot($node);
 my $mark = $node->safe_psql('postgres', 'SELECT max(id) FROM bingo_tune.events');
 my $movies_index = 'bingo_tune_movies_year_desc_name_id_desc_incl_duration';
 $node->safe_psql('postgres', $session_list);
@@ -264,7 +210,7 @@ ok($node->poll_query_until('postgres', qq{
 	'the build fails on its lock timeout');
 like(slurp_file($node->logfile), qr/build of index "$movies_index" failed, retrying in 2 s/,
 	'the failure is logged with the time of the retry');
-ok(wait_passes('postgres', 6), 'six more passes (naptime 1 s)');
+ok(wait_passes($node, 'postgres', 6), 'six more passes (naptime 1 s)');
 my $attempts = $node->safe_psql('postgres', qq{
 	SELECT count(*) FROM bingo_tune.events
 	WHERE id > $mark AND action = 'started' AND index_name = '$movies_index'});
@@ -273,9 +219,7 @@ $old->query_safe('COMMIT');
 $old->quit;
 $node->safe_psql('postgres', 'ALTER SYSTEM RESET bingo_tune.build_lock_timeout');
 $node->reload;
-ok($node->poll_query_until('postgres', q{
-	SELECT bool_and(state = 'present') FROM bingo_tune.advise()
-	WHERE 'session_list' = ANY (statements)}),
+ok(wait_present($node, 'session_list'),
 	'once the snapshot is gone, a retry builds the indexes');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_index WHERE NOT indisvalid}),
 	'0', 'no invalid index is left behind');
@@ -285,38 +229,26 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_index WHERE NOT indisv
 $node->safe_psql('postgres', 'CREATE DATABASE withext');
 $node->safe_psql('postgres', 'CREATE DATABASE without');
 $node->safe_psql('withext', 'CREATE EXTENSION bingo_tune CASCADE');
-ok($node->poll_query_until('postgres', q{
-	SELECT count(*) = 1 FROM pg_stat_activity
-	WHERE backend_type = 'bingo_tune watcher' AND datname = 'withext'}),
+ok(wait_watchers($node, 'withext', 1),
 	'a second database with the extension gets its own watcher');
-ok(wait_passes('withext', 3), 'it makes passes');
-is($node->safe_psql('postgres', q{
-	SELECT count(*) FROM pg_stat_activity
-	WHERE backend_type = 'bingo_tune watcher' AND datname = 'without'}),
+ok(wait_passes($node, 'withext', 3), 'it makes passes');
+is(watchers($node, 'without'),
 	'0', 'a database without the extension has no watcher');
-is($node->safe_psql('postgres', q{
-	SELECT count(*) FROM pg_stat_activity
-	WHERE backend_type = 'bingo_tune watcher' AND datname = 'postgres'}),
+is(watchers($node, 'postgres'),
 	'1', 'still exactly one watcher in postgres');
 
 $node->safe_psql('withext', 'DROP EXTENSION bingo_tune');
-ok($node->poll_query_until('postgres', q{
-	SELECT count(*) = 0 FROM pg_stat_activity
-	WHERE backend_type = 'bingo_tune watcher' AND datname = 'withext'}),
+ok(wait_watchers($node, 'withext', 0),
 	'DROP EXTENSION stops its watcher');
 
 $node->safe_psql('withext', 'CREATE EXTENSION bingo_tune');
-ok($node->poll_query_until('postgres', q{
-	SELECT count(*) = 1 FROM pg_stat_activity
-	WHERE backend_type = 'bingo_tune watcher' AND datname = 'withext'}),
+ok(wait_watchers($node, 'withext', 1),
 	'CREATE EXTENSION again: the watcher is back');
 # A database with a watcher can serve as a template (the watcher steps
 # aside), and the copy, which has the extension, gets its own watcher.
 my ($ret, $out, $err) = $node->psql('postgres', 'CREATE DATABASE copied TEMPLATE withext');
 is($ret, 0, 'CREATE DATABASE ... TEMPLATE is not blocked by the watcher') or diag($err);
-ok($node->poll_query_until('postgres', q{
-	SELECT count(*) = 1 FROM pg_stat_activity
-	WHERE backend_type = 'bingo_tune watcher' AND datname = 'copied'}),
+ok(wait_watchers($node, 'copied', 1),
 	'the copy gets its own watcher');
 ($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE copied');
 is($ret, 0, 'DROP DATABASE is not blocked by the watcher') or diag($err);
@@ -330,17 +262,15 @@ ok($node->poll_query_until('postgres', q{
 # --- restart: the watchers come back ------------------------------------
 
 $node->restart;
-ok($node->poll_query_until('postgres', q{
-	SELECT count(*) = 1 FROM pg_stat_activity
-	WHERE backend_type = 'bingo_tune watcher' AND datname = 'postgres'}),
+ok(wait_watchers($node, 'postgres', 1),
 	'after a restart the watcher is back');
-ok(wait_passes('postgres', 2), 'and makes passes');
+ok(wait_passes($node, 'postgres', 2), 'and makes passes');
 is(session_list_states('postgres'), 'present,present,present', 'indexes still present');
 
 # A cancel ends the watcher's current pass (or wait), not the watcher.
 my $wpid = $node->safe_psql('postgres', 'SELECT pid FROM bingo_tune.watcher()');
 $node->safe_psql('postgres', "SELECT pg_cancel_backend($wpid)");
-ok(wait_passes('postgres', 2), 'the watcher goes on after a cancel');
+ok(wait_passes($node, 'postgres', 2), 'the watcher goes on after a cancel');
 is($node->safe_psql('postgres', 'SELECT pid FROM bingo_tune.watcher()'), $wpid,
 	'same watcher');
 

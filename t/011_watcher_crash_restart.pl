@@ -6,39 +6,21 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use BingoTune;
 
-my $node = PostgreSQL::Test::Cluster->new('crash');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_stat_statements,bingo_tune'
-compute_query_id = on
-max_worker_processes = 16
+my $node = preloaded_node('crash', conf => q{
 bingo_tune.naptime = 1
 restart_after_crash = on
 });
-$node->start;
-
-$node->safe_psql('postgres', q{
-CREATE EXTENSION bingo_tune CASCADE;
-CREATE TABLE movies (id integer, name text, year integer, duration integer);
-INSERT INTO movies SELECT g, 'movie ' || g % 700, 1950 + g % 75, 90
-	FROM generate_series(1, 29000) g;
-});
+$node->safe_psql('postgres', $movies_sql);
 
 # Hold a snapshot so that the concurrent build waits for it.
-my $old = $node->background_psql('postgres');
-$old->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
-$old->query_safe('SELECT 1');
+my $old = hold_snapshot($node);
 
 # movie_list wants one index; run the statement so the watcher sees it.
-$node->safe_psql('postgres', q{
-SELECT movies.id, movies.name, movies.year, movies.duration FROM movies
-ORDER BY movies.year DESC, movies.name ASC, movies.id DESC LIMIT 100000});
+$node->safe_psql('postgres', $movie_list);
 
-ok($node->poll_query_until('postgres', q{
-	SELECT count(*) = 1 FROM pg_stat_progress_create_index
-	WHERE phase = 'waiting for old snapshots'}),
-	'the watcher\'s build waits for the old snapshot');
+ok(waiting_builds($node, 1), 'the watcher\'s build waits for the old snapshot');
 is($node->safe_psql('postgres', q{
 	SELECT state FROM bingo_tune.advise() WHERE 'movie_list' = ANY (statements)}),
 	'building', 'the index shows as being built while it is');
@@ -56,9 +38,7 @@ kill 'KILL', $pid;
 ok($node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset),
 	'the postmaster did a crash restart');
 eval { $old->quit; };
-ok($node->poll_query_until('postgres', q{
-	SELECT count(*) = 1 FROM pg_stat_activity
-	WHERE backend_type = 'bingo_tune watcher' AND datname = 'postgres'}),
+ok(wait_watchers($node, 'postgres', 1),
 	'after the crash restart a watcher runs again');
 
 my $after = $node->safe_psql('postgres', q{
@@ -70,9 +50,7 @@ like($after, qr/^bingo_tune_movies_year_desc_name_id_desc_incl_duration:false$/,
 
 # pg_stat_statements forgets its counts in a crash; the app runs the
 # statement again, and the watcher sees it again.
-$node->safe_psql('postgres', q{
-SELECT movies.id, movies.name, movies.year, movies.duration FROM movies
-ORDER BY movies.year DESC, movies.name ASC, movies.id DESC LIMIT 100000});
+$node->safe_psql('postgres', $movie_list);
 ok($node->poll_query_until('postgres', q{
 	SELECT state = 'present' FROM bingo_tune.advise() WHERE 'movie_list' = ANY (statements)}),
 	'the next pass completes the build');

@@ -7,36 +7,19 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use BingoTune;
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_stat_statements,bingo_tune'
-compute_query_id = on
-max_worker_processes = 16
+my $primary = preloaded_node('primary', streaming => 1, conf => q{
 bingo_tune.naptime = 1
 });
-$primary->start;
-
-$primary->safe_psql('postgres', q{
-CREATE EXTENSION bingo_tune CASCADE;
-CREATE TABLE movies (id integer, name text, year integer, duration integer);
-INSERT INTO movies SELECT g, 'movie ' || g % 700, 1950 + g % 75, 90
-	FROM generate_series(1, 29000) g;
-});
+$primary->safe_psql('postgres', $movies_sql);
 
 $primary->backup('b1');
 my $standby = PostgreSQL::Test::Cluster->new('standby');
 $standby->init_from_backup($primary, 'b1', has_streaming => 1);
 $standby->start;
 
-my $movie_list = q{
-SELECT movies.id, movies.name, movies.year, movies.duration FROM movies
-ORDER BY movies.year DESC, movies.name ASC, movies.id DESC LIMIT 100000};
-
-ok($standby->poll_query_until('postgres', q{
-	SELECT count(*) = 1 FROM pg_stat_activity
-	WHERE backend_type = 'bingo_tune watcher' AND datname = 'postgres'}),
+ok(wait_watchers($standby, 'postgres', 1),
 	'the standby has a watcher');
 ok($standby->poll_query_until('postgres', q{
 	SELECT passes > 0 FROM bingo_tune.watcher()}),
@@ -51,9 +34,7 @@ ok($standby->poll_query_until('postgres', q{
 like(slurp_file($standby->logfile),
 	qr/bingo_tune: statement "movie_list" needs index "bingo_tune_movies_year_desc_name_id_desc_incl_duration"/,
 	'and logs the recommendation');
-my $passes = $standby->safe_psql('postgres', 'SELECT passes FROM bingo_tune.watcher()');
-ok($standby->poll_query_until('postgres', "SELECT passes >= $passes + 3 FROM bingo_tune.watcher()"),
-	'more passes on the standby');
+ok(wait_passes($standby, 'postgres', 3), 'more passes on the standby');
 is($standby->safe_psql('postgres', q{
 	SELECT state FROM bingo_tune.advise() WHERE 'movie_list' = ANY (statements)}),
 	'missing', 'the standby built nothing');

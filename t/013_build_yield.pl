@@ -15,46 +15,40 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use BingoTune;
 
-my $node = PostgreSQL::Test::Cluster->new('yield');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_stat_statements,bingo_tune'
-compute_query_id = on
-max_worker_processes = 16
+my $node = preloaded_node('yield', conf => q{
 bingo_tune.mode = off
 bingo_tune.naptime = 1
 # the builder's waiter looks for lock requests every 200 ms; leave the
 # server's deadlock check a margin on a loaded test machine
 deadlock_timeout = '3s'
 });
-$node->start;
-
-my $load_movies = q{
-CREATE TABLE movies (id integer, name text, year integer, duration integer);
-INSERT INTO movies SELECT g, 'movie ' || g % 700, 1950 + g % 75, 90 FROM generate_series(1, 29000) g;
-};
-$node->safe_psql('postgres', "CREATE EXTENSION bingo_tune CASCADE; $load_movies");
+$node->safe_psql('postgres', $movies_sql);
 
 # Start CALL apply(statement) in the background with a snapshot held by
 # $old, and return once its build waits for that snapshot.
 sub start_held_apply
 {
 	my ($statement) = @_;
-	my $old = $node->background_psql('postgres', on_error_stop => 0);
-	$old->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
-	$old->query_safe('SELECT 1');
-	my $caller = $node->background_psql('postgres', on_error_stop => 0);
-	$caller->query_until(qr/started/, qq{
-\\echo started
-CALL bingo_tune.apply('$statement');
-\\echo apply-done
-});
-	ok( $node->poll_query_until('postgres', q{
-		SELECT count(*) = 1 FROM pg_stat_progress_create_index
-		WHERE phase = 'waiting for old snapshots'}),
-		"$statement: the build waits for the old snapshot");
+	my $old = hold_snapshot($node, on_error_stop => 0);
+	my $caller = start_apply($node, $statement);
+	ok(waiting_builds($node, 1), "$statement: the build waits for the old snapshot");
 	return ($old, $caller);
+}
+
+# Run a statement that wants movies' lock from the transaction that a held
+# apply's build waits for; it must get through, and apply return.
+sub lock_from_old_transaction
+{
+	my ($what, $sql) = @_;
+	my ($old, $caller) = start_held_apply('movie_list');
+	$old->query_safe($sql);
+	pass("$what from the old transaction succeeds");
+	$old->query_safe('COMMIT');
+	$old->quit;
+	like($caller->query_until(qr/apply-done/, ''), qr/apply-done/, 'apply returns');
+	$caller->quit;
 }
 
 sub last_apply
@@ -70,13 +64,7 @@ sub last_apply
 # before the DROP asks for its lock.
 
 my $log_offset = -s $node->logfile;
-my ($old, $caller) = start_held_apply('movie_list');
-$old->query_safe('DROP TABLE movies');
-pass('DROP TABLE from the old transaction succeeds');
-$old->query_safe('COMMIT');
-$old->quit;
-like($caller->query_until(qr/apply-done/, ''), qr/apply-done/, 'apply returns');
-$caller->quit;
+lock_from_old_transaction('DROP TABLE', 'DROP TABLE movies');
 like(last_apply(), qr/^yielded: yielded to process \d+ \(DROP TABLE\)/,
 	'apply reports the build yielded to the DROP TABLE');
 ok($node->log_contains(qr/cancelling the build of index "bingo_tune_movies_year_desc_name_id_desc_incl_duration" to let process \d+ \(DROP TABLE\)/,
@@ -91,15 +79,9 @@ unlike(slurp_file($node->logfile, $log_offset), qr/deadlock detected/,
 # Same deadlock through a statement only the lock manager shows: the
 # waiter's check sees the LOCK waiting and cancels the build.
 
-$node->safe_psql('postgres', $load_movies);
+$node->safe_psql('postgres', $movies_sql);
 $log_offset = -s $node->logfile;
-($old, $caller) = start_held_apply('movie_list');
-$old->query_safe('LOCK TABLE movies IN ACCESS EXCLUSIVE MODE');
-pass('LOCK TABLE from the old transaction succeeds');
-$old->query_safe('COMMIT');
-$old->quit;
-like($caller->query_until(qr/apply-done/, ''), qr/apply-done/, 'apply returns');
-$caller->quit;
+lock_from_old_transaction('LOCK TABLE', 'LOCK TABLE movies IN ACCESS EXCLUSIVE MODE');
 like(last_apply(), qr/^yielded: yielded to process \d+ \(waiting for AccessExclusiveLock\)/,
 	'apply reports the build yielded to the lock request');
 ok( $node->poll_query_until('postgres',
@@ -113,7 +95,7 @@ unlike(slurp_file($node->logfile, $log_offset), qr/deadlock detected/,
 # Without the yield the TRUNCATE would wait for the whole build, which waits
 # for the old snapshot: here, for ever.
 
-($old, $caller) = start_held_apply('movie_list');
+my ($old, $caller) = start_held_apply('movie_list');
 $node->safe_psql('postgres', 'TRUNCATE movies');
 pass('TRUNCATE does not wait for the build');
 like($caller->query_until(qr/apply-done/, ''), qr/apply-done/, 'apply returns');
@@ -138,16 +120,9 @@ $node->safe_psql('postgres', q{
 	ALTER SYSTEM SET bingo_tune.mode = 'auto';
 	SELECT pg_reload_conf();
 });
-$old = $node->background_psql('postgres');
-$old->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
-$old->query_safe('SELECT 1');
-$node->safe_psql('postgres', q{
-SELECT movies.id, movies.name, movies.year, movies.duration FROM movies
-ORDER BY movies.year DESC, movies.name ASC, movies.id DESC LIMIT 100000});
-ok( $node->poll_query_until('postgres', q{
-	SELECT count(*) = 1 FROM pg_stat_progress_create_index
-	WHERE phase = 'waiting for old snapshots'}),
-	'the watcher\'s build waits for the old snapshot');
+$old = hold_snapshot($node);
+$node->safe_psql('postgres', $movie_list);
+ok(waiting_builds($node, 1), 'the watcher\'s build waits for the old snapshot');
 $node->safe_psql('postgres', 'ALTER TABLE movies ADD COLUMN extra integer');
 pass('ALTER TABLE does not wait for the watcher\'s build');
 ok( $node->poll_query_until('postgres', q{

@@ -11,50 +11,17 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use BingoTune;
 
-my $node = PostgreSQL::Test::Cluster->new('identity');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_stat_statements,bingo_tune'
-compute_query_id = on
-max_worker_processes = 16
+my $node = preloaded_node('identity', conf => q{
 bingo_tune.mode = off
 });
-$node->start;
 
 my $movies = q{(id integer, name text, year integer, duration integer);
 INSERT INTO %s SELECT g, 'movie ' || g % 700, 1950 + g % 75, 90 FROM generate_series(1, 29000) g;};
-$node->safe_psql('postgres', 'CREATE EXTENSION bingo_tune CASCADE; CREATE SCHEMA s2;'
+$node->safe_psql('postgres', 'CREATE SCHEMA s2;'
 	. 'CREATE TABLE movies ' . sprintf($movies, 'movies')
 	. 'CREATE TABLE s2.movies ' . sprintf($movies, 's2.movies'));
-
-sub hold_snapshot
-{
-	my $old = $node->background_psql('postgres');
-	$old->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
-	$old->query_safe('SELECT 1');
-	return $old;
-}
-
-sub waiting_builds
-{
-	my ($n) = @_;
-	return $node->poll_query_until('postgres', qq{
-		SELECT count(*) = $n FROM pg_stat_progress_create_index
-		WHERE phase = 'waiting for old snapshots'});
-}
-
-sub start_apply
-{
-	my ($statement) = @_;
-	my $caller = $node->background_psql('postgres', on_error_stop => 0);
-	$caller->query_until(qr/started/, qq{
-\\echo started
-CALL bingo_tune.apply('$statement');
-\\echo apply-done
-});
-	return $caller;
-}
 
 sub movie_list_state
 {
@@ -65,18 +32,18 @@ sub movie_list_state
 
 # --- a DBA's own CREATE INDEX CONCURRENTLY of an equivalent index --------
 
-my $old = hold_snapshot();
+my $old = hold_snapshot($node);
 my $dba = $node->background_psql('postgres');
 $dba->query_until(qr/started/, q{
 \echo started
 CREATE INDEX CONCURRENTLY dba_movies ON movies (year DESC, name, id DESC) INCLUDE (duration);
 \echo cic-done
 });
-ok(waiting_builds(1), 'the DBA\'s build waits for the old snapshot');
+ok(waiting_builds($node, 1), 'the DBA\'s build waits for the old snapshot');
 is(movie_list_state(), 'dba_movies building', 'advise shows the DBA\'s index being built');
 
 my $log_offset = -s $node->logfile;
-my $caller = start_apply('movie_list');
+my $caller = start_apply($node, 'movie_list');
 ok($node->wait_for_log(qr/bingo_tune: waiting for process \d+, which is building an index equivalent to public\.movies/,
 		$log_offset),
 	'apply waits for the DBA\'s build');
@@ -111,11 +78,11 @@ $node->safe_psql('postgres', q{
 	INSERT INTO bingo_tune.watch (name, statement, budget, percentile, indexes, schema)
 	SELECT 'movie_list_s2', statement, budget, percentile, indexes, 's2'
 	FROM bingo_tune.watch WHERE name = 'movie_list'});
-$old = hold_snapshot();
-my $first = start_apply('movie_list');
-ok(waiting_builds(1), 'the public build waits');
-my $second = start_apply('movie_list_s2');
-ok(waiting_builds(2), 'the s2 build runs alongside it, not shared');
+$old = hold_snapshot($node);
+my $first = start_apply($node, 'movie_list');
+ok(waiting_builds($node, 1), 'the public build waits');
+my $second = start_apply($node, 'movie_list_s2');
+ok(waiting_builds($node, 2), 'the s2 build runs alongside it, not shared');
 $old->query_safe('COMMIT');
 $old->quit;
 like($first->query_until(qr/apply-done/, ''), qr/apply-done/, 'the first apply returns');
@@ -159,14 +126,9 @@ is($node->safe_psql('postgres', q{
 # --- a cancelled CALL apply() leaves nothing invalid ---------------------
 
 $node->safe_psql('postgres', 'DROP INDEX bingo_tune_movies_year_desc_name_id_desc_incl_duration');
-$old = hold_snapshot();
-$caller = $node->background_psql('postgres', on_error_stop => 0);
-$caller->query_until(qr/started/, q{
-\echo started
-CALL bingo_tune.apply('movie_list');
-\echo apply-ended
-});
-ok(waiting_builds(1), 'the build waits for the old snapshot');
+$old = hold_snapshot($node);
+$caller = start_apply($node, 'movie_list', 'apply-ended');
+ok(waiting_builds($node, 1), 'the build waits for the old snapshot');
 $node->safe_psql('postgres', q{
 	SELECT pg_cancel_backend(pid) FROM pg_stat_activity
 	WHERE query LIKE 'CALL bingo_tune.apply%' AND pid <> pg_backend_pid()});

@@ -8,16 +8,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use BingoTune;
 
-my $node = PostgreSQL::Test::Cluster->new('derived');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_stat_statements,bingo_tune'
-compute_query_id = on
-max_worker_processes = 16
+my $node = preloaded_node('derived', extension => 0, conf => q{
 bingo_tune.naptime = 1
 });
-$node->start;
 
 my $dataset = q{
 CREATE TABLE sessions (id bigint, start_time timestamp NOT NULL,
@@ -35,15 +30,6 @@ VACUUM ANALYZE;
 my $stmt = 'SELECT sessions.id, sessions.start_time, movies.name FROM sessions '
   . 'JOIN movies ON movies.id = sessions.movie_id WHERE sessions.customer_id = $1 '
   . 'ORDER BY sessions.start_time DESC LIMIT 20';
-
-sub wait_passes
-{
-	my ($db, $n) = @_;
-	my $now = $node->safe_psql($db, 'SELECT coalesce(passes, 0) FROM bingo_tune.watcher()');
-	my $target = $now + $n;
-	return $node->poll_query_until($db,
-		"SELECT coalesce(passes, 0) >= $target FROM bingo_tune.watcher()");
-}
 
 for my $ranking ('hypopg', 'rules')
 {
@@ -69,13 +55,13 @@ for my $ranking ('hypopg', 'rules')
 		join(',', map { 'missing' } split /; /, $derived),
 		"$ranking: advise() lists the derived set, missing");
 
-	ok(wait_passes($db, 1), "$ranking: the watcher makes passes");
+	ok(wait_passes($node, $db, 1), "$ranking: the watcher makes passes");
 	$node->safe_psql($db, "PREPARE s(int) AS $stmt; EXECUTE s(42);");
 	ok( $node->poll_query_until($db, q{
 			SELECT count(*) > 0 AND bool_and(state = 'present') FROM bingo_tune.advise()
 			WHERE 'customer_sessions' = ANY (statements)}),
 		"$ranking: the watcher builds the derived set once the statement runs");
-	ok(wait_passes($db, 2), "$ranking: two more passes");
+	ok(wait_passes($node, $db, 2), "$ranking: two more passes");
 	is( $node->safe_psql($db, qq{
 			SELECT string_agg(definition || ' ' || ranked_by, '; ' ORDER BY definition)
 			FROM bingo_tune.derive(\$q\$$stmt\$q\$)}),

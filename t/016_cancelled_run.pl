@@ -9,45 +9,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use BingoTune;
 
-my $node = PostgreSQL::Test::Cluster->new('cancelled_run');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_stat_statements,bingo_tune'
-compute_query_id = on
-max_worker_processes = 16
+my $node = preloaded_node('cancelled_run', conf => q{
 bingo_tune.naptime = 1
 bingo_tune.min_running = 600s
 });
-$node->start;
-
-my $dataset = q{
-CREATE TABLE sessions (id bigint, start_time timestamp NOT NULL,
-	customer_id integer NOT NULL, movie_id integer NOT NULL);
-CREATE TABLE customers (id integer, name text, surname text, birthday date, email text);
-CREATE TABLE movies (id integer, name text, year integer, duration integer);
-INSERT INTO movies SELECT g, 'movie ' || g % 700, 1950 + g % 75, 90 + g % 60
-	FROM generate_series(1, 2000) g;
-INSERT INTO customers SELECT g, 'name ' || g % 500, 'surname ' || g % 900,
-	date '1950-01-01' + g % 20000, 'c' || g || '@example.com'
-	FROM generate_series(1, 20000) g;
-INSERT INTO sessions SELECT g, timestamp '2020-01-01' + g * interval '1 minute',
-	1 + g % 20000, 1 + g % 2000
-	FROM generate_series(1, 100000) g;
-ANALYZE;
-};
-
-my $session_list = q{
-SELECT sessions.id, sessions.start_time, customers.id, customers.name,
-       customers.surname, customers.birthday, customers.email, movies.id,
-       movies.name, movies.year, movies.duration
-FROM sessions INNER JOIN customers ON sessions.customer_id = customers.id
-              INNER JOIN movies ON sessions.movie_id = movies.id
-ORDER BY movies.year DESC, movies.name ASC, customers.id, sessions.id DESC
-LIMIT 100000};
-
-$node->safe_psql('postgres', 'CREATE EXTENSION bingo_tune CASCADE');
-$node->safe_psql('postgres', $dataset);
+$node->safe_psql('postgres', $bingo_dataset);
 my $old_qid = $node->safe_psql('postgres', q{
 	SELECT bingo_tune.queryid(statement, schema) FROM bingo_tune.watch WHERE name = 'session_list'});
 
@@ -57,7 +25,7 @@ my $old_qid = $node->safe_psql('postgres', q{
 # statement_timeout cuts it off.
 $node->safe_psql('postgres', 'DROP TABLE sessions, customers, movies');
 my ($stdout, $stderr);
-$node->psql('postgres', $dataset . qq{
+$node->psql('postgres', $bingo_dataset . qq{
 SET enable_hashjoin = off; SET enable_mergejoin = off; SET enable_material = off;
 SET statement_timeout = '300ms';
 $session_list}, stdout => \$stdout, stderr => \$stderr);
@@ -78,9 +46,7 @@ is($node->safe_psql('postgres', qq{
 	SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE queryid = $qid}),
 	'0', 'pg_stat_statements has no call of it');
 
-ok($node->poll_query_until('postgres', q{
-	SELECT bool_and(state = 'present') FROM bingo_tune.advise()
-	WHERE 'session_list' = ANY (statements)}),
+ok(wait_present($node, 'session_list'),
 	'the cancelled run leads to the build of the session list indexes');
 is($node->safe_psql('postgres', qq{
 	SELECT detail FROM bingo_tune.events

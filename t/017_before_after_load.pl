@@ -8,33 +8,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use BingoTune;
 
-my $node = PostgreSQL::Test::Cluster->new('before_after_load');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_stat_statements,bingo_tune'
-compute_query_id = on
-max_worker_processes = 16
+my $node = preloaded_node('before_after_load', conf => q{
 bingo_tune.naptime = 1
 });
-$node->start;
-
-$node->safe_psql('postgres', q{
-CREATE EXTENSION bingo_tune CASCADE;
-CREATE TABLE sessions (id bigint, start_time timestamp NOT NULL,
-	customer_id integer NOT NULL, movie_id integer NOT NULL);
-CREATE TABLE customers (id integer, name text, surname text, birthday date, email text);
-CREATE TABLE movies (id integer, name text, year integer, duration integer);
-INSERT INTO movies SELECT g, 'movie ' || g % 700, 1950 + g % 75, 90 + g % 60
-	FROM generate_series(1, 2000) g;
-INSERT INTO customers SELECT g, 'name ' || g % 500, 'surname ' || g % 900,
-	date '1950-01-01' + g % 20000, 'c' || g || '@example.com'
-	FROM generate_series(1, 20000) g;
-INSERT INTO sessions SELECT g, timestamp '2020-01-01' + g * interval '1 minute',
-	1 + g % 20000, 1 + g % 2000
-	FROM generate_series(1, 100000) g;
-ANALYZE;
-});
+$node->safe_psql('postgres', $bingo_dataset);
 
 my $statement = $node->safe_psql('postgres', q{
 	SELECT statement FROM bingo_tune.watch WHERE name = 'session_by_id'});

@@ -8,23 +8,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use BingoTune;
 
-my $node = PostgreSQL::Test::Cluster->new('watch_limits');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_stat_statements,bingo_tune'
-compute_query_id = on
-max_worker_processes = 16
+my $node = preloaded_node('watch_limits', conf => q{
 bingo_tune.naptime = 1
 });
-$node->start;
 
-$node->safe_psql('postgres', q{
-CREATE EXTENSION bingo_tune CASCADE;
-CREATE TABLE bt_items (id integer, payload text);
-INSERT INTO bt_items SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g;
-ANALYZE bt_items;
-});
+$node->safe_psql('postgres', items_sql(20000, 100));
 
 # --- watched() shows every statement ------------------------------------
 
@@ -76,8 +66,7 @@ $node->safe_psql('postgres', q{
 	INSERT INTO bingo_tune.watch (name, statement, budget, percentile, indexes, params)
 	VALUES ('item_by_id', 'SELECT id, payload FROM bt_items WHERE id = $1', '1 s', 90,
 			ARRAY['bt_items (id)'], '{42}')});
-is($node->safe_psql('postgres', q{
-	SELECT status FROM bingo_tune.report() WHERE name = 'item_by_id'}),
+is(report($node, 'item_by_id', 'status'),
 	'not seen', 'before any run: not seen');
 $node->safe_psql('postgres', q{
 	PREPARE item(integer) AS SELECT id, payload FROM bt_items WHERE id = $1;
@@ -85,18 +74,15 @@ $node->safe_psql('postgres', q{
 ok($node->poll_query_until('postgres', q{
 	SELECT state = 'present' FROM bingo_tune.advise() WHERE 'item_by_id' = ANY (statements)}),
 	'the watcher builds the index the runs need');
-is($node->safe_psql('postgres', q{
-	SELECT status || ' ' || calls FROM bingo_tune.report() WHERE name = 'item_by_id'}),
+is(report($node, 'item_by_id', q{status || ' ' || calls}),
 	'no run since build 0', 'right after the build: no run since build');
 $node->safe_psql('postgres', q{
 	PREPARE item(integer) AS SELECT id, payload FROM bt_items WHERE id = $1;
 	EXECUTE item(3);});
-is($node->safe_psql('postgres', q{
-	SELECT status || ' ' || calls FROM bingo_tune.report() WHERE name = 'item_by_id'}),
+is(report($node, 'item_by_id', q{status || ' ' || calls}),
 	'ok 1', 'after a run: its status');
 $node->safe_psql('postgres', q{SELECT bingo_tune.reset('item_by_id')});
-is($node->safe_psql('postgres', q{
-	SELECT status FROM bingo_tune.report() WHERE name = 'item_by_id'}),
+is(report($node, 'item_by_id', 'status'),
 	'not seen', 'after reset(): not seen');
 
 # a build that comes before any run: the statement was never seen
@@ -105,8 +91,7 @@ $node->safe_psql('postgres', q{
 	VALUES ('item_by_payload', 'SELECT id FROM bt_items WHERE payload = $1', '1 s',
 			ARRAY['bt_items (payload)'])});
 $node->safe_psql('postgres', q{CALL bingo_tune.apply('item_by_payload')});
-is($node->safe_psql('postgres', q{
-	SELECT status || ' ' || indexes FROM bingo_tune.report() WHERE name = 'item_by_payload'}),
+is(report($node, 'item_by_payload', q{status || ' ' || indexes}),
 	'not seen 1/1 present', 'built before any run: not seen');
 
 $node->stop;

@@ -9,16 +9,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use BingoTune;
 
-my $node = PostgreSQL::Test::Cluster->new('discover');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_stat_statements,bingo_tune'
-compute_query_id = on
-max_worker_processes = 16
+my $node = preloaded_node('discover', extension => 0, conf => q{
 bingo_tune.naptime = 1
 });
-$node->start;
 
 my $db = 'postgres';
 $node->safe_psql($db, q{
@@ -52,22 +47,13 @@ sub run_statements
 	$node->safe_psql($db, join(";\n", ($slow) x 3, @others) . ';');
 }
 
-sub wait_passes
-{
-	my ($n) = @_;
-	my $now = $node->safe_psql($db, 'SELECT coalesce(passes, 0) FROM bingo_tune.watcher()');
-	my $target = $now + $n;
-	return $node->poll_query_until($db,
-		"SELECT coalesce(passes, 0) >= $target FROM bingo_tune.watcher()");
-}
-
 sub set_conf
 {
 	my ($name, $value) = @_;
 	$node->safe_psql($db, "ALTER SYSTEM SET $name = '$value'");
 	$node->reload;
 	# a pass after the reload has seen it
-	wait_passes(2);
+	wait_passes($node, $db, 2);
 }
 
 sub discover_events
@@ -82,7 +68,7 @@ is($node->safe_psql($db, 'SHOW bingo_tune.discover'), 'off', 'discovery is off b
 
 # --- off: nothing ---
 run_statements();
-ok(wait_passes(3), 'the watcher makes passes');
+ok(wait_passes($node, $db, 3), 'the watcher makes passes');
 is(discover_events(), '0', 'off: no discovery events');
 is($node->safe_psql($db, 'SELECT count(*) FROM bingo_tune.discovered'),
 	'0', 'off: nothing discovered');
@@ -91,7 +77,7 @@ is($node->safe_psql($db, 'SELECT count(*) FROM bingo_tune.discovered'),
 set_conf('bingo_tune.discover_min_time', '1h');
 set_conf('bingo_tune.discover', 'advise');
 run_statements();
-ok(wait_passes(3), 'advise, min_time 1h: passes');
+ok(wait_passes($node, $db, 3), 'advise, min_time 1h: passes');
 is(discover_events(), '0', 'advise: nothing faster than discover_min_time is discovered');
 
 # --- advise, min_time 0: the slow statement is discovered and recommended ---
@@ -130,7 +116,7 @@ is( $node->safe_psql($db, q{
 
 # derived once: more runs and passes change nothing
 run_statements();
-ok(wait_passes(3), 'advise: more passes');
+ok(wait_passes($node, $db, 3), 'advise: more passes');
 is( $node->safe_psql($db, qq{
 		SELECT count(*) FROM bingo_tune.events
 		WHERE source = 'discover' AND action = 'discovered' AND queryid = $qid}),
@@ -163,7 +149,7 @@ is( $node->safe_psql($db, q{
 my $before = $node->safe_psql($db, qq{
 	SELECT count(*) FROM bingo_tune.events WHERE source = 'discover' AND queryid = $qid});
 run_statements();
-ok(wait_passes(3), 'after accept(): more passes');
+ok(wait_passes($node, $db, 3), 'after accept(): more passes');
 is( $node->safe_psql($db, qq{
 		SELECT count(*) FROM bingo_tune.events WHERE source = 'discover' AND queryid = $qid}),
 	$before, 'after accept(): discovery leaves the watched statement alone');

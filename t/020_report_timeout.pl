@@ -9,19 +9,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use BingoTune;
 
-my $node = PostgreSQL::Test::Cluster->new('main');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_stat_statements,bingo_tune'
-compute_query_id = on
-max_worker_processes = 16
+my $node = preloaded_node('main', conf => q{
 bingo_tune.mode = off
 });
-$node->start;
 
 $node->safe_psql('postgres', q{
-CREATE EXTENSION bingo_tune CASCADE;
 CREATE FUNCTION catcher() RETURNS integer LANGUAGE plpgsql AS $$
 BEGIN
 	BEGIN
@@ -36,13 +30,6 @@ INSERT INTO bingo_tune.watch (name, statement, budget, percentile) VALUES
 	('catcher', 'SELECT catcher()', '1 s', 100),
 	('quick', 'SELECT pg_sleep(0.001)', '1 s', 90);
 });
-
-sub report
-{
-	my ($name, $cols) = @_;
-	return $node->safe_psql('postgres',
-		"SELECT $cols FROM bingo_tune.report() WHERE name = '$name'");
-}
 
 # Start "SELECT pg_sleep(30)" in a background session and wait until it runs.
 sub start_slow
@@ -66,9 +53,9 @@ my ($stdout, $stderr);
 $node->psql('postgres', "SET statement_timeout = '300ms'; SELECT pg_sleep(30);",
 	stdout => \$stdout, stderr => \$stderr);
 like($stderr, qr/canceling statement due to statement timeout/, 'statement_timeout cut the run off');
-is(report('slow', q{calls || '/' || failed || '/' || (failed_max_ms BETWEEN 250 AND 3000)::int}),
+is(report($node, 'slow', q{calls || '/' || failed || '/' || (failed_max_ms BETWEEN 250 AND 3000)::int}),
 	'0/1/1', 'the timed-out run is counted as failed, with how long it ran');
-is(report('slow', 'status'), 'at risk', 'a failed run puts the statement at risk');
+is(report($node, 'slow', 'status'), 'at risk', 'a failed run puts the statement at risk');
 
 # --- cancel from another backend -----------------------------------------
 
@@ -78,9 +65,9 @@ $node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
 $node->poll_query_until('postgres', q{
 	SELECT failed = 2 FROM bingo_tune.report() WHERE name = 'slow'})
   or die "the cancelled run was not counted";
-is(report('slow', q{failed_max_ms BETWEEN 1000 AND 10000}), 't',
+is(report($node, 'slow', q{failed_max_ms BETWEEN 1000 AND 10000}), 't',
 	'the cancelled run is counted with how long it ran');
-is(report('slow', 'status'), 'over budget',
+is(report($node, 'slow', 'status'), 'over budget',
 	'a failed run that ran longer than the budget puts it over budget');
 $bg->quit;
 
@@ -104,12 +91,12 @@ $node->poll_query_until('postgres', q{
 	SELECT failed = 4 FROM bingo_tune.report() WHERE name = 'slow'})
   or die "the run of a client that went away was not counted";
 pass('a run whose client went away is counted as failed');
-is(report('slow', 'calls'), '0', 'no failed run was counted as completed');
+is(report($node, 'slow', 'calls'), '0', 'no failed run was counted as completed');
 
 # --- an exception caught inside the statement is not a failure ------------
 
 $node->safe_psql('postgres', 'SELECT catcher(); SELECT catcher();');
-is(report('catcher', q{calls || '/' || failed}), '2/0',
+is(report($node, 'catcher', q{calls || '/' || failed}), '2/0',
 	'a subtransaction aborted inside a watched statement does not fail it');
 
 # --- concurrent backends lose no run ----------------------------------------
@@ -121,7 +108,7 @@ $node->pgbench(
 	[qr{^$}],
 	'four clients run the watched statement',
 	{ '020_quick' => 'SELECT pg_sleep(0.001);' });
-is(report('quick', q{calls || '/' || failed || '/' || (p50_ms BETWEEN 0.95 AND 50)::int}),
+is(report($node, 'quick', q{calls || '/' || failed || '/' || (p50_ms BETWEEN 0.95 AND 50)::int}),
 	'200/0/1', 'every concurrent run is counted once');
 
 # --- report() does not hang behind a lock on a watched statement's table ---
@@ -135,12 +122,12 @@ SELECT count(*) FROM bt_locked;
 my $locker = $node->background_psql('postgres');
 $locker->query_safe('BEGIN; LOCK TABLE bt_locked IN ACCESS EXCLUSIVE MODE;');
 my $t0 = time;
-is(report('on_locked', q{(queryid IS NULL)::int}), '1',
+is(report($node, 'on_locked', q{(queryid IS NULL)::int}), '1',
 	'report() gives up on a statement whose table is locked');
 ok(time - $t0 < 30, 'and answers without waiting for the lock');
 $locker->query_safe('COMMIT');
 $locker->quit;
-is(report('on_locked', 'calls'), '1', 'the figures are kept meanwhile');
+is(report($node, 'on_locked', 'calls'), '1', 'the figures are kept meanwhile');
 
 $node->stop;
 done_testing();

@@ -6,19 +6,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use BingoTune;
 
-my $node = PostgreSQL::Test::Cluster->new('main');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_stat_statements,bingo_tune'
-compute_query_id = on
-max_worker_processes = 16
+my $node = preloaded_node('main', conf => q{
 bingo_tune.mode = off
 bingo_tune.max_watched = 3
 });
-$node->start;
-
-$node->safe_psql('postgres', 'CREATE EXTENSION bingo_tune CASCADE');
 
 # Four statements (bingo's own cannot be matched: its tables do not exist),
 # one more than there is room for.  They are taken in catalog order
@@ -43,8 +36,7 @@ is($node->safe_psql('postgres', q{
 
 # Room again once a statement leaves the catalog.
 $node->safe_psql('postgres', q{DELETE FROM bingo_tune.watch WHERE name = 'one'});
-is($node->safe_psql('postgres', q{
-	SELECT status FROM bingo_tune.report() WHERE name = 'two'}),
+is(report($node, 'two', 'status'),
 	'not seen', 'a freed slot is used');
 
 $node->safe_psql('postgres', 'SELECT 1, 2; SELECT 1, 2; SELECT 1, 2, 3, 4;');
@@ -68,7 +60,7 @@ is($node->safe_psql('postgres', q{
 # Tracking resumes without anyone touching the catalog: report() above
 # registered the statements again.
 $node->safe_psql('postgres', 'SELECT 1, 2;');
-is($node->safe_psql('postgres', q{SELECT calls FROM bingo_tune.report() WHERE name = 'two'}),
+is(report($node, 'two', 'calls'),
 	'1', 'runs after the restart are counted');
 
 $node->stop;

@@ -6,22 +6,14 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use BingoTune;
 
-my $node = PostgreSQL::Test::Cluster->new('main');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_stat_statements,bingo_tune'
-compute_query_id = on
-max_worker_processes = 16
+my $node = preloaded_node('main', conf => q{
 bingo_tune.naptime = 1
 });
-$node->start;
 
+$node->safe_psql('postgres', items_sql(50000, 200));
 $node->safe_psql('postgres', q{
-CREATE EXTENSION bingo_tune CASCADE;
-CREATE TABLE bt_items (id integer, payload text);
-INSERT INTO bt_items SELECT g, repeat('x', 200) FROM generate_series(1, 50000) g;
-ANALYZE bt_items;
 INSERT INTO bingo_tune.watch (name, statement, budget, percentile, indexes, params)
 VALUES ('item_by_id', 'SELECT id, payload FROM bt_items WHERE id = $1', '1 s', 90,
 		ARRAY['bt_items (id)'], '{42}');

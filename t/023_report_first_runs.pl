@@ -9,23 +9,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use BingoTune;
 
-my $node = PostgreSQL::Test::Cluster->new('first_runs');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_stat_statements,bingo_tune'
-compute_query_id = on
-max_worker_processes = 16
+my $node = preloaded_node('first_runs', conf => q{
 bingo_tune.naptime = 3600
 });
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION bingo_tune CASCADE');
-
-sub passes
-{
-	return $node->safe_psql('postgres',
-		'SELECT coalesce(passes, 0) FROM bingo_tune.watcher()');
-}
 
 # n runs as the application sends them: prepared, $1 a parameter.  Each
 # schema's table has a name of its own: from 18 the queryid hashes table
@@ -63,7 +51,7 @@ foreach my $mode ('auto', 'advise', 'off')
 	ok($node->poll_query_until('postgres', q{
 		SELECT state = 'waiting' FROM bingo_tune.watched() WHERE statement = 'first_} . $mode . q{'}),
 		"$mode: the statement waits for its table");
-	my $passes = passes();
+	my $passes = passes($node);
 	# watched() above registered nothing: the table did not exist
 
 	# create, load and run in one transaction; run again right after the commit
@@ -79,7 +67,7 @@ foreach my $mode ('auto', 'advise', 'off')
 	$old->query_safe(runs($schema, 50));
 	$old->query_safe('DEALLOCATE item');
 
-	is(passes(), $passes, "$mode: the watcher made no pass meanwhile");
+	is(passes($node), $passes, "$mode: the watcher made no pass meanwhile");
 	my $qid = $node->safe_psql('postgres', qq{
 		SELECT bingo_tune.queryid('SELECT id, payload FROM items_$schema WHERE id = \$1', '$schema')});
 	is($node->safe_psql('postgres', qq{
@@ -93,16 +81,15 @@ foreach my $mode ('auto', 'advise', 'off')
 
 # DROP and CREATE again in one transaction (a second prepare_db): the new
 # table's runs are counted under its new queryid right away.
-my $passes = passes();
+my $passes = passes($node);
 $node->safe_psql('postgres', q{
 	BEGIN;
 	DROP TABLE s_off.items_s_off;
 	CREATE TABLE s_off.items_s_off (id integer, payload text);
 	INSERT INTO s_off.items_s_off SELECT g, 'y' FROM generate_series(1, 1000) g;
 	COMMIT;} . runs('s_off', 20));
-is(passes(), $passes, 'recreated: the watcher made no pass meanwhile');
-is($node->safe_psql('postgres', q{
-	SELECT calls FROM bingo_tune.report() WHERE name = 'first_off'}),
+is(passes($node), $passes, 'recreated: the watcher made no pass meanwhile');
+is(report($node, 'first_off', 'calls'),
 	'20', 'recreated: the runs on the new table are counted');
 
 # The re-sync happens in the client's statement: it must never fail it,
@@ -126,8 +113,7 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE s_off.items_s_off (id integer, payload text);
 	SELECT count(*) FROM s_off.third;
 	ROLLBACK;});
-is($node->safe_psql('postgres', q{
-	SELECT calls FROM bingo_tune.report() WHERE name = 'first_off'}),
+is(report($node, 'first_off', 'calls'),
 	'20', 'DDL rolled back: the figures are still there');
 
 $old->quit;

@@ -8,17 +8,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use BingoTune;
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_stat_statements,bingo_tune'
-compute_query_id = on
-max_worker_processes = 16
+my $primary = preloaded_node('primary', streaming => 1, conf => q{
 bingo_tune.naptime = 1
 });
-$primary->start;
-$primary->safe_psql('postgres', 'CREATE EXTENSION bingo_tune CASCADE');
 
 $primary->backup('b1');
 my $standby = PostgreSQL::Test::Cluster->new('standby');
@@ -29,7 +23,7 @@ $standby->start;
 ok($standby->poll_query_until('postgres', q{
 	SELECT passes > 0 FROM bingo_tune.watcher()}),
 	'the standby watcher made its first pass');
-my $passes = $standby->safe_psql('postgres', 'SELECT passes FROM bingo_tune.watcher()');
+my $passes = passes($standby);
 
 # a session of the app on the standby, open from before the tables exist
 my $old = $standby->background_psql('postgres');
@@ -49,10 +43,9 @@ $runs .= "EXECUTE item($_);\n" for (1 .. 30);
 $standby->safe_psql('postgres', $runs);
 $old->query_safe($runs);
 
-is($standby->safe_psql('postgres', 'SELECT passes FROM bingo_tune.watcher()'), $passes,
+is(passes($standby), $passes,
 	'the standby watcher made no pass meanwhile');
-is($standby->safe_psql('postgres', q{
-	SELECT calls FROM bingo_tune.report() WHERE name = 'item_by_id'}),
+is(report($standby, 'item_by_id', 'calls'),
 	'60', 'the standby counted every run, the first ones included');
 
 $old->quit;

@@ -14,19 +14,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use IPC::Run;
-
-# run the tool; returns (exit code, stdout, stderr)
-sub tool
-{
-	my @args = @_;
-	my ($out, $err) = ('', '');
-	print "# Running: bingo_tune @args\n";
-	IPC::Run::run([ 'bingo_tune', @args ], '>', \$out, '2>', \$err);
-	my $rc = $? >> 8;
-	print "# exit $rc\n# stdout: $out\n# stderr: $err\n";
-	return ($rc, $out, $err);
-}
+use BingoTune;
 
 # never read a password file of the user running the tests
 $ENV{PGPASSFILE} = PostgreSQL::Test::Utils::tempdir() . '/no-such-pgpass';
@@ -127,14 +115,7 @@ like($err, qr/could not connect: .*(Connection refused|timeout)/s,
 
 # --- a fresh server with the preload ---
 
-my $node = PostgreSQL::Test::Cluster->new('primary');
-$node->init(allows_streaming => 1);
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'pg_stat_statements,bingo_tune'
-compute_query_id = on
-max_worker_processes = 16
-});
-$node->start;
+my $node = preloaded_node('primary', streaming => 1, extension => 0);
 my $connstr = $node->connstr('postgres');
 
 ($rc, $out, $err) = tool('install', $connstr);
@@ -175,9 +156,7 @@ is($rc, 0, 'a URI as DBNAME wins over -h and -p, as in psql');
 
 # the PG* environment variables work without a CONNINFO
 {
-	local $ENV{PGHOST} = $node->host;
-	local $ENV{PGPORT} = $node->port;
-	local $ENV{PGDATABASE} = 'postgres';
+	local %ENV = (%ENV, pg_env($node));
 	($rc, $out, $err) = tool('install');
 	is($rc, 0, 'install with the PG* environment variables');
 }

@@ -22,75 +22,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use IPC::Run;
 use Time::HiRes qw(usleep);
+use BingoTune;
 
 my $fake = "$ENV{TESTDIR}/t/fake_prepare_db.sh";
-my $lock_key = '27700470620291074';    # BT_LOCK_PREPARE in tools/common.h
-
-my $node = PostgreSQL::Test::Cluster->new('primary');
-$node->init;
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'pg_stat_statements,bingo_tune'
-compute_query_id = on
-max_worker_processes = 16
-});
-$node->start;
-
-# run the tool to the end; returns (exit code, stdout, stderr)
-sub tool
-{
-	my @args = @_;
-	my ($out, $err) = ('', '');
-	print "# Running: bingo_tune @args\n";
-	IPC::Run::run([ 'bingo_tune', @args ], '>', \$out, '2>', \$err);
-	my $rc = $? >> 8;
-	print "# exit $rc\n# stdout: $out\n# stderr: $err\n";
-	return ($rc, $out, $err);
-}
-
-# start the tool in the background; returns the harness and output refs
-sub tool_start
-{
-	my @args = @_;
-	my ($out, $err) = ('', '');
-	print "# Starting: bingo_tune @args\n";
-	my $h = IPC::Run::start([ 'bingo_tune', @args ], '>', \$out, '2>', \$err);
-	return ($h, \$out, \$err);
-}
-
-# wait for a background tool; returns its exit code (128+N if signalled)
-sub tool_finish
-{
-	my ($h, $out, $err) = @_;
-	$h->finish;
-	my $status = $h->full_result(0);
-	my $rc = ($status & 127) ? 128 + ($status & 127) : $status >> 8;
-	print "# exit $rc\n# stdout: $$out\n# stderr: $$err\n";
-	return $rc;
-}
-
-# wait until the tool's output matches, or fail the test after the timeout
-sub wait_output
-{
-	my ($h, $ref, $re, $what) = @_;
-	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
-	while (time < $deadline)
-	{
-		$h->pump_nb;
-		return 1 if $$ref =~ $re;
-		usleep(100_000);
-	}
-	fail("timed out waiting for $what");
-	return 0;
-}
-
-sub newdb
-{
-	my $db = shift;
-	$node->safe_psql('postgres', "CREATE DATABASE $db");
-	return $node->connstr($db);
-}
+my $node = preloaded_node('primary', extension => 0);
 
 # runs recorded as having prepared the data
 sub markers
@@ -100,38 +36,11 @@ sub markers
 		"SELECT count(*) FROM bingo_tune.prepared WHERE outcome IN ('prepared', 'adopted')");
 }
 
-# the newest run's outcome and exit status ('running' when it has no end)
-sub last_run
-{
-	my $db = shift;
-	return $node->safe_psql($db,
-		"SELECT coalesce(outcome, 'running') || ' ' || coalesce(exit_status::text, '-')
-		   FROM bingo_tune.prepared ORDER BY started_at DESC LIMIT 1");
-}
-
-sub lock_holders
-{
-	return $node->safe_psql('postgres',
-		"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
-		   AND classid = (${lock_key}::bigint >> 32)::oid
-		   AND objid = (${lock_key}::bigint & 4294967295)::oid");
-}
-
-# the database's own synchronous_commit setting ('' when it has none)
-sub db_sync_commit
-{
-	my $db = shift;
-	return $node->safe_psql('postgres',
-		"SELECT coalesce(string_agg(c, ','), '') FROM pg_db_role_setting s, unnest(s.setconfig) c
-		  WHERE s.setrole = 0 AND c LIKE 'synchronous_commit=%'
-		    AND s.setdatabase = (SELECT oid FROM pg_database WHERE datname = '$db')");
-}
-
 my ($rc, $out, $err);
 
 # --- two nodes at once: the command runs exactly once ---
 
-my $c = newdb('twice');
+my $c = newdb($node, 'twice');
 my @a = tool_start('prepare-db', $c, '--', $fake, '--sessions', '300', '--pause', '2', $c);
 my @b = tool_start('prepare-db', $c, '--', $fake, '--sessions', '300', '--pause', '2', $c);
 my $rc_a = tool_finish(@a);
@@ -153,7 +62,7 @@ is( $node->safe_psql('twice',
 	'present', 'after prepare-db every index the catalog wants is present');
 is($node->safe_psql('twice', "SELECT rows->>'sessions' FROM bingo_tune.prepared"),
 	'300', 'the marker records the row counts');
-is(lock_holders(), '0', 'the lock is released');
+is(lock_holders($node), '0', 'the lock is released');
 
 # a third run skips, and --force runs again
 ($rc, $out, $err) = tool('prepare-db', $c, '--', $fake, '--sessions', '100', $c);
@@ -166,7 +75,7 @@ is(markers('twice'), '2', '--force records a second marker');
 
 # --- a failing command: its status, no marker; then the next run works ---
 
-$c = newdb('failing');
+$c = newdb($node, 'failing');
 $node->safe_psql('postgres', 'ALTER DATABASE failing SET synchronous_commit = local');
 ($rc, $out, $err) =
   tool('prepare-db', '--fast-load', $c, '--', $fake, '--sessions', '50', '--fail', '3', $c);
@@ -174,10 +83,10 @@ is($rc, 3, 'a failing command: its exit status is passed on');
 like($err, qr/the command failed with exit status 3/, 'a failing command: says so');
 like($err, qr/the run is recorded as failed, so the next run runs the command again/,
 	'a failing command: says what the next run does');
-is(last_run('failing'), 'failed 3', 'a failing command: its run is recorded as failed, with its status');
+is(last_run($node, 'failing'), 'failed 3', 'a failing command: its run is recorded as failed, with its status');
 like($out, qr/synchronous_commit off\)/, '--fast-load: the command runs with synchronous_commit off');
 is(markers('failing'), '0', 'a failing command: no marker');
-is(db_sync_commit('failing'), 'synchronous_commit=local',
+is(db_sync_commit($node, 'failing'), 'synchronous_commit=local',
 	'--fast-load after a failure: the database setting is restored');
 is($node->safe_psql('failing', 'SELECT count(*) FROM bingo_tune.fast_load'), '0',
 	'--fast-load after a failure: no leftover record');
@@ -186,38 +95,38 @@ is($node->safe_psql('failing', 'SELECT count(*) FROM bingo_tune.fast_load'), '0'
 is($rc, 0, 'after a failure the next run does the work');
 like($out, qr/creating bingo's tables/, 'the next run runs the command');
 is(markers('failing'), '1', 'the next run writes the marker');
-is(db_sync_commit('failing'), 'synchronous_commit=local',
+is(db_sync_commit($node, 'failing'), 'synchronous_commit=local',
 	'--fast-load after success: the database setting is restored');
 
 # a command that cannot be found
-$c = newdb('notfound');
+$c = newdb($node, 'notfound');
 ($rc, $out, $err) = tool('prepare-db', $c, '--', '/no/such/prepare_db');
 is($rc, 127, 'a command that does not exist: 127');
 is(markers('notfound'), '0', 'a command that does not exist: no marker');
 
 # --- a command that exits 0 but leaves a table empty ---
 
-$c = newdb('empty');
+$c = newdb($node, 'empty');
 ($rc, $out, $err) = tool('prepare-db', $c, '--', $fake, '--empty', $c);
 is($rc, 7, 'tables left empty: exit 7');
 like($err, qr/the command exited 0 but left table public\.\S+ empty/, 'tables left empty: says which');
-is(last_run('empty'), 'not filled 0', 'tables left empty: recorded as not filled');
+is(last_run($node, 'empty'), 'not filled 0', 'tables left empty: recorded as not filled');
 is(markers('empty'), '0', 'tables left empty: no marker');
 
 # --- killed mid-command with --fast-load on: the next run repairs ---
 
-$c = newdb('killed');
+$c = newdb($node, 'killed');
 my ($h, $hout, $herr) =
   tool_start('prepare-db', '--fast-load', $c, '--', $fake, '--sessions', '50', '--pause', '60', $c);
 wait_output($h, $hout, qr/pausing 60 s/, 'the command to start');
 my ($child) = $$hout =~ /creating bingo's tables \(pid (\d+)/;
-is(db_sync_commit('killed'), 'synchronous_commit=off', '--fast-load: the setting is off while the command runs');
+is(db_sync_commit($node, 'killed'), 'synchronous_commit=off', '--fast-load: the setting is off while the command runs');
 $h->signal('KILL');
 $rc = tool_finish($h, $hout, $herr);
 is($rc, 128 + 9, 'the tool was killed');
 ok( $node->poll_query_until('postgres',
 		"SELECT count(*) = 0 FROM pg_locks WHERE locktype = 'advisory'
-		   AND objid = (${lock_key}::bigint & 4294967295)::oid"),
+		   AND objid = (${prepare_lock_key}::bigint & 4294967295)::oid"),
 	'a killed tool leaves the lock free');
 my $gone = 0;
 for (1 .. 100)
@@ -227,7 +136,7 @@ for (1 .. 100)
 }
 ok($gone, 'the command of a killed tool is stopped too');
 is(markers('killed'), '0', 'a killed run leaves no marker');
-is(last_run('killed'), 'running -', 'a killed run leaves its start without an end');
+is(last_run($node, 'killed'), 'running -', 'a killed run leaves its start without an end');
 is($node->safe_psql('killed', 'SELECT count(*) FROM bingo_tune.fast_load'), '1',
 	'a killed --fast-load run leaves its record');
 
@@ -238,12 +147,12 @@ like($err, qr/restored synchronous_commit for database "killed" \(no database se
 like($err, qr/the last run, "fake_prepare_db\.sh" on \S+ \(tool pid \d+, user \S+\) started at .*, never finished: it was interrupted; running the command again/,
 	'the next run says the last run was interrupted');
 like($out, qr/synchronous_commit on\)/, 'the next run loads with synchronous_commit back on');
-is(db_sync_commit('killed'), '', 'the killed run\'s setting is gone');
+is(db_sync_commit($node, 'killed'), '', 'the killed run\'s setting is gone');
 is(markers('killed'), '1', 'the next run writes the marker');
 
 # --- SIGTERM while the command runs ---
 
-$c = newdb('termed');
+$c = newdb($node, 'termed');
 ($h, $hout, $herr) =
   tool_start('prepare-db', '--fast-load', $c, '--', $fake, '--sessions', '50', '--pause', '60', $c);
 wait_output($h, $hout, qr/pausing 60 s/, 'the command to start');
@@ -255,18 +164,18 @@ like($$herr, qr/interrupted: the run is recorded as interrupted.*\n.*the prepare
 	'SIGTERM: says what it did, the lock last');
 # the whole group gets SIGTERM, so the status is whichever of the
 # script's processes ended it first
-like(last_run('termed'), qr/^interrupted \d+$/,
+like(last_run($node, 'termed'), qr/^interrupted \d+$/,
 	'SIGTERM: the run is recorded as interrupted, with the command\'s status');
 ok(!kill(0, $child), 'SIGTERM: the command was stopped before the tool exited');
 is(markers('termed'), '0', 'SIGTERM: no marker');
-is(lock_holders(), '0', 'SIGTERM: the lock is released');
-is(db_sync_commit('termed'), '', 'SIGTERM: the --fast-load setting is restored at once');
+is(lock_holders($node), '0', 'SIGTERM: the lock is released');
+is(db_sync_commit($node, 'termed'), '', 'SIGTERM: the --fast-load setting is restored at once');
 
 # --- Ctrl-C while waiting on the lock ---
 
-$c = newdb('waiting');
+$c = newdb($node, 'waiting');
 my $holder = $node->background_psql('waiting');
-$holder->query_safe("SELECT pg_advisory_lock(${lock_key})");
+$holder->query_safe("SELECT pg_advisory_lock(${prepare_lock_key})");
 ($h, $hout, $herr) = tool_start('prepare-db', $c, '--', $fake, '--sessions', '50', $c);
 wait_output($h, $herr, qr/waiting for the prepare lock/, 'the tool to wait for the lock');
 $h->signal('INT');
@@ -280,7 +189,7 @@ is(markers('waiting'), '0', 'SIGINT while waiting: no marker');
 # once the holder lets go, a waiting tool goes ahead
 ($h, $hout, $herr) = tool_start('prepare-db', $c, '--', $fake, '--sessions', '50', $c);
 wait_output($h, $herr, qr/waiting for the prepare lock/, 'the tool to wait for the lock');
-$holder->query_safe("SELECT pg_advisory_unlock(${lock_key})");
+$holder->query_safe("SELECT pg_advisory_unlock(${prepare_lock_key})");
 $rc = tool_finish($h, $hout, $herr);
 is($rc, 0, 'the waiting tool goes ahead when the lock is free');
 like($$herr, qr/got the prepare lock after \d+ s/, 'it says it waited');

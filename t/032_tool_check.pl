@@ -14,30 +14,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use IPC::Run;
+use BingoTune;
 use JSON::PP;
 
 my $fake = "$ENV{TESTDIR}/t/fake_prepare_db.sh";
 
-sub tool
-{
-	my @args = @_;
-	my ($out, $err) = ('', '');
-	print "# Running: bingo_tune @args\n";
-	IPC::Run::run([ 'bingo_tune', @args ], '>', \$out, '2>', \$err);
-	my $rc = $? >> 8;
-	print "# exit $rc\n# stdout: $out\n# stderr: $err\n";
-	return ($rc, $out, $err);
-}
-
-my $node = PostgreSQL::Test::Cluster->new('primary');
-$node->init;
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'pg_stat_statements,bingo_tune'
-compute_query_id = on
-max_worker_processes = 16
-});
-$node->start;
+my $node = preloaded_node('primary', extension => 0);
 $node->safe_psql('postgres', 'CREATE DATABASE bingo');
 my $c = $node->connstr('bingo');
 my ($rc, $out, $err);

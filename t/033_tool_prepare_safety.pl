@@ -17,97 +17,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use IPC::Run;
 use Time::HiRes qw(usleep);
+use BingoTune;
 
 my $fake = "$ENV{TESTDIR}/t/fake_prepare_db.sh";
-my $lock_key = '27700470620291074';    # BT_LOCK_PREPARE in tools/common.h
 my $tmp = PostgreSQL::Test::Utils::tempdir();
 
-my $node = PostgreSQL::Test::Cluster->new('primary');
-$node->init;
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'pg_stat_statements,bingo_tune'
-compute_query_id = on
-max_worker_processes = 16
-});
-$node->start;
-
-sub tool
-{
-	my @args = @_;
-	my ($out, $err) = ('', '');
-	print "# Running: bingo_tune @args\n";
-	IPC::Run::run([ 'bingo_tune', @args ], '>', \$out, '2>', \$err);
-	my $rc = $? >> 8;
-	print "# exit $rc\n# stdout: $out\n# stderr: $err\n";
-	return ($rc, $out, $err);
-}
-
-sub tool_start
-{
-	my @args = @_;
-	my ($out, $err) = ('', '');
-	print "# Starting: bingo_tune @args\n";
-	my $h = IPC::Run::start([ 'bingo_tune', @args ], '>', \$out, '2>', \$err);
-	return ($h, \$out, \$err);
-}
-
-sub tool_finish
-{
-	my ($h, $out, $err) = @_;
-	$h->finish;
-	my $status = $h->full_result(0);
-	my $rc = ($status & 127) ? 128 + ($status & 127) : $status >> 8;
-	print "# exit $rc\n# stdout: $$out\n# stderr: $$err\n";
-	return $rc;
-}
-
-sub wait_output
-{
-	my ($h, $ref, $re, $what) = @_;
-	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
-	while (time < $deadline)
-	{
-		$h->pump_nb;
-		return 1 if $$ref =~ $re;
-		usleep(100_000);
-	}
-	fail("timed out waiting for $what");
-	return 0;
-}
-
-sub newdb
-{
-	my $db = shift;
-	$node->safe_psql('postgres', "CREATE DATABASE $db");
-	return $node->connstr($db);
-}
-
-sub last_run
-{
-	my $db = shift;
-	return $node->safe_psql($db,
-		"SELECT coalesce(outcome, 'running') || ' ' || coalesce(exit_status::text, '-')
-		   FROM bingo_tune.prepared ORDER BY started_at DESC LIMIT 1");
-}
-
-sub lock_holders
-{
-	return $node->safe_psql('postgres',
-		"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
-		   AND classid = (${lock_key}::bigint >> 32)::oid
-		   AND objid = (${lock_key}::bigint & 4294967295)::oid");
-}
-
-sub db_sync_commit
-{
-	my $db = shift;
-	return $node->safe_psql('postgres',
-		"SELECT coalesce(string_agg(c, ','), '') FROM pg_db_role_setting s, unnest(s.setconfig) c
-		  WHERE s.setrole = 0 AND c LIKE 'synchronous_commit=%'
-		    AND s.setdatabase = (SELECT oid FROM pg_database WHERE datname = '$db')");
-}
+my $node = preloaded_node('primary', extension => 0);
 
 # A stand-in that loads, then leaves a grandchild behind in its process
 # group: it touches a file every 0.1 s and, with "stubborn", ignores
@@ -155,24 +71,24 @@ my ($rc, $out, $err, $h, $hout, $herr);
 
 # --- a failed --force run makes the next run run the command ---
 
-my $c = newdb('forcefail');
+my $c = newdb($node, 'forcefail');
 ($rc, $out, $err) = tool('prepare-db', '--no-apply', $c, '--', $fake, '--sessions', '200', $c);
 is($rc, 0, 'force/fail: prepared once');
-is(last_run('forcefail'), 'prepared 0', 'force/fail: recorded as prepared');
+is(last_run($node, 'forcefail'), 'prepared 0', 'force/fail: recorded as prepared');
 # the forced run re-creates the tables, loads a tenth, then fails
 ($rc, $out, $err) = tool('prepare-db', '--no-apply', '--force', $c, '--', $fake, '--sessions', '20', '--fail', '3', $c);
 is($rc, 3, 'force/fail: the forced run fails with its status');
-is(last_run('forcefail'), 'failed 3', 'force/fail: the forced run is recorded as failed');
+is(last_run($node, 'forcefail'), 'failed 3', 'force/fail: the forced run is recorded as failed');
 ($rc, $out, $err) = tool('prepare-db', '--no-apply', $c, '--', $fake, '--sessions', '200', $c);
 is($rc, 0, 'force/fail: the next run exits 0');
 like($err, qr/the last run, "fake_prepare_db\.sh" on \S+ at .*, ended failed \(exit status 3\): running the command again/,
 	'force/fail: the next run says why it runs the command');
 like($out, qr/creating bingo's tables/, 'force/fail: the next run ran the command');
-is(last_run('forcefail'), 'prepared 0', 'force/fail: prepared again');
+is(last_run($node, 'forcefail'), 'prepared 0', 'force/fail: prepared again');
 
 # --- data no run recorded is kept; --adopt records it ---
 
-$c = newdb('unmarked');
+$c = newdb($node, 'unmarked');
 ($rc, $out, $err) = tool('prepare-db', '--no-apply', $c, '--', $fake, '--sessions', '300', $c);
 is($rc, 0, 'unmarked: prepared');
 $node->safe_psql('unmarked', 'DROP EXTENSION bingo_tune; CREATE EXTENSION bingo_tune');
@@ -201,7 +117,7 @@ like($err, qr/data already adopted by \S+/, 'after --adopt: the data counts as p
 ok(!-e $touched, 'after --adopt: the command did not run');
 
 # a view over an app-owned function in place of a table: refused, not read
-$c = newdb('viewtrap');
+$c = newdb($node, 'viewtrap');
 $node->safe_psql('viewtrap', q{
 CREATE ROLE app LOGIN;
 CREATE TABLE public.trap_log (who text);
@@ -226,7 +142,7 @@ is($node->safe_psql('viewtrap', 'SELECT count(*) FROM public.trap_log'), '0',
 
 # --- SIGTERM: the whole group goes, a stubborn grandchild by SIGKILL ---
 
-$c = newdb('groupterm');
+$c = newdb($node, 'groupterm');
 my $beat = "$tmp/beat-term";
 ($h, $hout, $herr) = tool_start('prepare-db', '--no-apply', $c, '--', $wrapper, $c, $beat, 'stubborn');
 wait_output($h, $hout, qr/grandchild (\d+)/, 'the grandchild to start');
@@ -239,12 +155,12 @@ ok(!kill(0, $grandchild), 'SIGTERM: the grandchild that ignores SIGTERM is gone 
 ok(beat_stopped($beat), 'SIGTERM: nothing writes any more');
 like($$herr, qr/did not exit within 10 s of SIGTERM; killing it/, 'SIGTERM: says it had to kill');
 like($$herr, qr/killing it\n(.*\n)*.*the prepare lock is released/, 'SIGTERM: the lock is released after the group is gone');
-is(lock_holders(), '0', 'SIGTERM: the lock is free');
-like(last_run('groupterm'), qr/^interrupted \d+$/, 'SIGTERM: recorded as interrupted');
+is(lock_holders($node), '0', 'SIGTERM: the lock is free');
+like(last_run($node, 'groupterm'), qr/^interrupted \d+$/, 'SIGTERM: recorded as interrupted');
 
 # --- a command that exits 0 and leaves a process behind ---
 
-$c = newdb('groupexit');
+$c = newdb($node, 'groupexit');
 $beat = "$tmp/beat-exit";
 ($rc, $out, $err) = tool('prepare-db', '--no-apply', $c, '--', $wrapper, $c, $beat, 'exit');
 ($grandchild) = $out =~ /grandchild (\d+)/;
@@ -253,16 +169,16 @@ like($err, qr/the command exited but left processes of its group running; stoppi
 	'left-behind process: says so');
 ok(!kill(0, $grandchild), 'left-behind process: gone when the tool exits');
 ok(beat_stopped($beat), 'left-behind process: nothing writes any more');
-is(last_run('groupexit'), 'failed 0', 'left-behind process: not recorded as prepared');
+is(last_run($node, 'groupexit'), 'failed 0', 'left-behind process: not recorded as prepared');
 
 # --- lost connection (and so lost lock): group stopped, setting restored ---
 
-$c = newdb('lostconn');
+$c = newdb($node, 'lostconn');
 $beat = "$tmp/beat-lost";
 ($h, $hout, $herr) = tool_start('prepare-db', '--no-apply', '--fast-load', $c, '--', $wrapper, $c, $beat, 'plain');
 wait_output($h, $hout, qr/grandchild (\d+)/, 'the grandchild to start');
 ($grandchild) = $$hout =~ /grandchild (\d+)/;
-is(db_sync_commit('lostconn'), 'synchronous_commit=off', 'lost connection: --fast-load is on');
+is(db_sync_commit($node, 'lostconn'), 'synchronous_commit=off', 'lost connection: --fast-load is on');
 my $terminated = $node->safe_psql('postgres', q{
 SELECT pg_terminate_backend(l.pid) FROM pg_locks l
  WHERE l.locktype = 'advisory' AND l.objid = (27700470620291074::bigint & 4294967295)::oid});
@@ -275,18 +191,18 @@ ok(!kill(0, $grandchild), 'lost connection: the grandchild is gone');
 ok(beat_stopped($beat), 'lost connection: nothing writes any more');
 like($$herr, qr/fast load: synchronous_commit for database "lostconn" restored/,
 	'lost connection: the tool reconnected and restored the setting');
-is(db_sync_commit('lostconn'), '', 'lost connection: the database setting is restored');
+is(db_sync_commit($node, 'lostconn'), '', 'lost connection: the database setting is restored');
 is($node->safe_psql('lostconn', 'SELECT count(*) FROM bingo_tune.fast_load'), '0',
 	'lost connection: no leftover record');
-is(last_run('lostconn'), 'interrupted -', 'lost connection: the run is recorded as interrupted');
+is(last_run($node, 'lostconn'), 'interrupted -', 'lost connection: the run is recorded as interrupted');
 
 # --- --lock-timeout, with the key taken by a role that is not a superuser ---
 
-$c = newdb('locktimeout');
+$c = newdb($node, 'locktimeout');
 $node->safe_psql('postgres', 'CREATE ROLE squatter LOGIN');
 my $holder = $node->background_psql('locktimeout', extra_params => [ '-U', 'squatter' ]);
 $holder->query_safe("SET application_name = 'bingo_tune prepare-db on node9'");
-$holder->query_safe("SELECT pg_advisory_lock(${lock_key})");
+$holder->query_safe("SELECT pg_advisory_lock(${prepare_lock_key})");
 ($rc, $out, $err) = tool('prepare-db', '--lock-timeout', '2s', $c, '--', 'touch', $touched);
 is($rc, 8, '--lock-timeout: exit 8');
 like($err, qr/held by role "squatter", which is NOT a superuser, so this is not the bingo_tune tool \(pid \d+, from local socket, connected since [^;]+; it calls itself "bingo_tune prepare-db on node9"\)/,

@@ -11,7 +11,7 @@ use warnings;
 
 use PostgreSQL::Test::Utils;
 use Test::More;
-use IPC::Run;
+use BingoTune;
 use JSON::PP;
 
 my $root = $ENV{TESTDIR};
@@ -23,11 +23,10 @@ ok(defined $version, 'bingo_tune.control sets default_version')
 ok(-f "$root/bingo_tune--$version.sql",
 	"the install script of version $version exists");
 
-my ($out, $err) = ('', '');
-IPC::Run::run([ 'bingo_tune', '--version' ], '>', \$out, '2>', \$err);
+my (undef, $out) = tool('--version');
 is($out, "bingo_tune $version\n",
 	'bingo_tune --version prints the control file\'s version');
-IPC::Run::run([ 'bingo_tune', 'install', '--help' ], '>', \$out, '2>', \$err);
+(undef, $out) = tool('install', '--help');
 like($out, qr/updates it to version \Q$version\E, this\s+tool's version/,
 	'bingo_tune install --help names the control file\'s version');
 

@@ -19,38 +19,15 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
+use BingoTune;
 
-my $node = PostgreSQL::Test::Cluster->new('security');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_stat_statements,bingo_tune'
-compute_query_id = on
-max_worker_processes = 16
+my $node = preloaded_node('security', extension => 0, conf => q{
 bingo_tune.naptime = 1
 bingo_tune.mode = off
 });
-$node->start;
 
 my $trapdir = $node->basedir . '/traps';
 mkdir $trapdir or die "mkdir $trapdir: $!";
-
-# run sql as user (undef: the bootstrap superuser)
-sub sql_as
-{
-	my ($user, $sql) = @_;
-	return $node->safe_psql('postgres', $sql,
-		extra_params => [ defined $user ? ('-U', $user) : () ]);
-}
-
-# stderr too, for the traps' notices
-sub sql_as_notices
-{
-	my ($user, $sql) = @_;
-	my ($out, $err);
-	my $ret = $node->psql('postgres', $sql, stdout => \$out, stderr => \$err,
-		extra_params => [ defined $user ? ('-U', $user) : () ]);
-	return ($ret, $out, $err);
-}
 
 # the trap files that appeared, as a sorted comma-separated list
 sub fired
@@ -59,13 +36,6 @@ sub fired
 	my @f = sort grep { !/^\./ } readdir($dh);
 	closedir($dh);
 	return join(',', @f);
-}
-
-sub report
-{
-	my ($name, $cols, $user) = @_;
-	return sql_as($user,
-		"SELECT $cols FROM bingo_tune.report() WHERE name = '$name'");
 }
 
 # --- roles, bingo's tables owned by app, the extension -------------------
@@ -78,19 +48,8 @@ GRANT CREATE ON SCHEMA public TO app;
 CREATE EXTENSION bingo_tune CASCADE;
 });
 
-sql_as('app', q{
-CREATE TABLE sessions (id bigint, start_time timestamp NOT NULL,
-	customer_id integer NOT NULL, movie_id integer NOT NULL);
-CREATE TABLE customers (id integer, name text, surname text, birthday date, email text);
-CREATE TABLE movies (id integer, name text, year integer, duration integer);
-INSERT INTO movies SELECT g, 'movie ' || g % 70, 1950 + g % 75, 90 + g % 60
-	FROM generate_series(1, 2000) g;
-INSERT INTO customers SELECT g, 'name ' || g % 50, 'surname ' || g % 90,
-	date '1950-01-01' + g % 20000, 'c' || g || '@example.com'
-	FROM generate_series(1, 2000) g;
-INSERT INTO sessions SELECT g, timestamp '2020-01-01' + g * interval '1 minute',
-	1 + g % 2000, 1 + g % 2000
-	FROM generate_series(1, 5000) g;
+sql_as($node, 'app', bingo_data(movie_names => 70, names => 50, surnames => 90,
+		customers => 2000, sessions => 5000) . q{
 ANALYZE sessions, customers, movies;
 GRANT SELECT ON sessions, customers, movies TO monitor;
 });
@@ -114,17 +73,17 @@ BEGIN
 	RETURN true;
 END \$\$;
 };
-sql_as('app', $trap);
+sql_as($node, 'app', $trap);
 
 # the trap is live: run by a superuser, it writes its file
 $node->safe_psql('postgres', q{SELECT public.trap('live')});
 is(fired(), 'live', 'the trap writes its file when a superuser runs it');
 unlink "$trapdir/live" or die;
-my ($ret, $out, $err) = sql_as_notices('app', q{SELECT public.trap('live')});
+my ($ret, $out, $err) = psql_as($node, 'app', q{SELECT public.trap('live')});
 is(fired(), '', 'and not when its owner runs it');
 
 # an "=" for integers, and functions shadowing what statements call
-sql_as('app', q{
+sql_as($node, 'app', q{
 CREATE FUNCTION public.evil_eq(integer, integer) RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -197,23 +156,23 @@ my $movie_list = $node->safe_psql('postgres',
 	q{SELECT statement FROM bingo_tune.watch WHERE name = 'movie_list'});
 my $runs = "PREPARE movie_by_id AS $movie_by_id;\n"
   . join('', map { "EXECUTE movie_by_id($_);\n" } 1 .. 20);
-sql_as('app', $runs);
+sql_as($node, 'app', $runs);
 
 my $app_qid = $node->safe_psql('postgres', q{
 	SELECT queryid FROM pg_stat_statements
 	WHERE userid = 'app'::regrole AND query LIKE 'PREPARE movie_by_id%'});
 isnt($app_qid, '', 'pg_stat_statements has the app\'s runs');
-is(report('movie_by_id', 'queryid'), $app_qid,
+is(report($node, 'movie_by_id', 'queryid'), $app_qid,
 	'report() computes the app\'s queryid despite the planted "="');
 is($node->safe_psql('postgres', q{
 	SELECT bingo_tune.queryid(statement, schema) FROM bingo_tune.watch WHERE name = 'movie_by_id'}),
 	$app_qid, 'and so does queryid()');
-is(report('movie_by_id', 'calls || \',\' || failed'), '20,0', 'report() counts the app\'s 20 runs');
+is(report($node, 'movie_by_id', 'calls || \',\' || failed'), '20,0', 'report() counts the app\'s 20 runs');
 is(fired(), '', 'nothing ran as a superuser');
 
 # --- check(): as the tables' owner, restricted ----------------------------
 
-($ret, $out, $err) = sql_as_notices(undef, q{
+($ret, $out, $err) = psql_as($node, undef, q{
 	SELECT name, outcome FROM bingo_tune.check(NULL, 1) ORDER BY name});
 is($ret, 0, 'check() runs every statement');
 like($out, qr/^movie_rating\|ok$/m, 'check(): the statement calling the app\'s function is ok');
@@ -221,10 +180,10 @@ like($out, qr/^movie_by_name\|ok$/m, 'check(): the statement whose function is s
 like($err, qr/trap rating ran as app/, 'check() runs the app\'s function as the app');
 unlike($err, qr/trap (eq|upper)/, 'check() never reaches the planted "=" or upper()');
 is(fired(), '', 'check() ran nothing as a superuser');
-is(report('movie_by_id', 'calls || \',\' || failed'), '20,0', 'check() runs are not counted');
+is(report($node, 'movie_by_id', 'calls || \',\' || failed'), '20,0', 'check() runs are not counted');
 
 # the same from a session that set a hostile search_path of its own
-($ret, $out, $err) = sql_as_notices(undef, q{
+($ret, $out, $err) = psql_as($node, undef, q{
 	SET search_path = public, pg_catalog;
 	SELECT name, outcome FROM bingo_tune.check('movie_by_id', 1)});
 like($out, qr/^movie_by_id\|ok$/m, 'check() with the caller\'s path set to public first');
@@ -238,7 +197,7 @@ $node->safe_psql('postgres', q{
 	INSERT INTO bingo_tune.watch (name, statement, budget) VALUES
 		('mixed_owners', 'SELECT movies.id FROM movies JOIN extra ON extra.id = movies.id', '1 s');
 });
-($ret, $out, $err) = sql_as_notices(undef,
+($ret, $out, $err) = psql_as($node, undef,
 	q{SELECT outcome FROM bingo_tune.check('mixed_owners', 1)});
 isnt($ret, 0, 'check() refuses a statement whose tables have different owners');
 like($err, qr/its tables have different owners/, 'and says why');
@@ -282,13 +241,6 @@ sub not_escaped
 	return is($got, 'f', $label);
 }
 
-sub watcher_passes
-{
-	my $passes = $node->safe_psql('postgres', 'SELECT passes FROM bingo_tune.watcher()');
-	return $node->poll_query_until('postgres',
-		"SELECT passes >= $passes + 2 FROM bingo_tune.watcher()");
-}
-
 my $tagged = q{SELECT movies.id FROM movies WHERE movies.tags @> '{x}'};
 (my $tagged_lit = $tagged) =~ s/'/''/g;
 
@@ -297,10 +249,12 @@ $node->safe_psql('postgres', qq{
 	INSERT INTO bingo_tune.watch (name, statement, budget) VALUES
 		('tagged', '$tagged_lit', '1 s');
 });
-sql_as('app', q{
-CREATE FUNCTION public.esc() RETURNS boolean LANGUAGE plpgsql AS $$
+# esc(): fires the trap, runs what it is given, and tries to make the app
+# a superuser
+my $esc = q{
+CREATE OR REPLACE FUNCTION public.esc() RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
-	PERFORM public.trap('domain');
+	PERFORM public.trap('domain');%s
 	BEGIN
 		ALTER ROLE app SUPERUSER;
 	EXCEPTION WHEN OTHERS THEN
@@ -308,19 +262,21 @@ BEGIN
 	END;
 	RETURN true;
 END $$;
+};
+sql_as($node, 'app', sprintf($esc, '') . q{
 CREATE DOMAIN public.tagdom AS text CHECK (public.esc());
 ALTER TABLE movies ADD COLUMN tags public.tagdom[];
 });
-($ret, $out, $err) = sql_as_notices(undef, q{SELECT '{x}'::public.tagdom[]});
+($ret, $out, $err) = psql_as($node, undef, q{SELECT '{x}'::public.tagdom[]});
 like($err, qr/trap domain ran as/, 'the domain\'s CHECK runs when a literal is coerced to it');
 is(app_is_superuser(), 't', 'and a superuser running it makes the app a superuser');
 $node->safe_psql('postgres', q{ALTER ROLE app NOSUPERUSER});
 unlink "$trapdir/domain" or die;
 
-ok(watcher_passes(), 'the watcher makes passes over the domain');
+ok(wait_passes($node, 'postgres', 2), 'the watcher makes passes over the domain');
 not_escaped('the watcher alone: the app is no superuser, no trap fired');
 
-($ret, $out, $err) = sql_as_notices('monitor',
+($ret, $out, $err) = psql_as($node, 'monitor',
 	q{SELECT queryid IS NOT NULL FROM bingo_tune.report() WHERE name = 'tagged'});
 is($out, 't', 'report() by a monitoring role computes the queryid');
 like($err, qr/trap domain ran as app/, 'as the app');
@@ -330,18 +286,18 @@ $node->safe_psql('postgres', q{
 	UPDATE bingo_tune.watch SET budget = '2 s' WHERE name = 'tagged'});
 not_escaped('the catalog trigger: the app is no superuser, no trap fired');
 
-($ret, $out, $err) = sql_as_notices(undef,
+($ret, $out, $err) = psql_as($node, undef,
 	q{SELECT outcome FROM bingo_tune.check('tagged', 1)});
 is($out, 'ok', 'check() runs the statement');
 not_escaped('check(): the app is no superuser, no trap fired');
 
 my $tagged_qid = $node->safe_psql('postgres',
 	q{SELECT bingo_tune.queryid(statement, schema) FROM bingo_tune.watch WHERE name = 'tagged'});
-is($tagged_qid, report('tagged', 'queryid'), 'queryid() by a superuser gives the same id');
+is($tagged_qid, report($node, 'tagged', 'queryid'), 'queryid() by a superuser gives the same id');
 not_escaped('queryid(): the app is no superuser, no trap fired');
-is(sql_as('app', "SELECT bingo_tune.queryid('$tagged_lit')"),
+is(sql_as($node, 'app', "SELECT bingo_tune.queryid('$tagged_lit')"),
 	$tagged_qid, 'queryid() by the tables\' owner');
-($ret, $out, $err) = sql_as_notices('stranger', "SELECT bingo_tune.queryid('$tagged_lit')");
+($ret, $out, $err) = psql_as($node, 'stranger', "SELECT bingo_tune.queryid('$tagged_lit')");
 isnt($ret, 0, 'queryid() refuses a caller who is not the tables\' owner');
 like($err, qr/permission denied to analyse the statement as role "app"/,
 	'and says as whom it would analyse');
@@ -356,7 +312,7 @@ $node->safe_psql('postgres', qq{
 not_escaped('a derived row through the catalog trigger: the app is no superuser, no trap fired');
 $node->safe_psql('postgres', q{SELECT count(*) FROM bingo_tune.advise()});
 not_escaped('advise() deriving its set: the app is no superuser, no trap fired');
-($ret, $out, $err) = sql_as_notices(undef, "SELECT count(*) FROM bingo_tune.derive('$tagged_lit')");
+($ret, $out, $err) = psql_as($node, undef, "SELECT count(*) FROM bingo_tune.derive('$tagged_lit')");
 is($ret, 0, 'derive() by a superuser derives');
 not_escaped('derive(): the app is no superuser, no trap fired');
 $node->safe_psql('postgres', q{DELETE FROM bingo_tune.watch WHERE name = 'tagged_derived'});
@@ -364,20 +320,9 @@ $node->safe_psql('postgres', q{DELETE FROM bingo_tune.watch WHERE name = 'tagged
 # the owner's code may also run a session-wide SET while the text is
 # analysed and planned: it must not outlive that, in the session of
 # whoever read the catalog
-sql_as('app', q{
-CREATE OR REPLACE FUNCTION public.esc() RETURNS boolean LANGUAGE plpgsql AS $$
-BEGIN
-	PERFORM public.trap('domain');
+sql_as($node, 'app', sprintf($esc, q{
 	PERFORM pg_catalog.set_config('search_path', 'public, pg_catalog', false);
-	PERFORM pg_catalog.set_config('bingo_trap.mark', 'set by the app', false);
-	BEGIN
-		ALTER ROLE app SUPERUSER;
-	EXCEPTION WHEN OTHERS THEN
-		NULL;
-	END;
-	RETURN true;
-END $$;
-});
+	PERFORM pg_catalog.set_config('bingo_trap.mark', 'set by the app', false);}));
 my $settings = q{SELECT current_setting('search_path') || ' / ' ||
 	coalesce(nullif(current_setting('bingo_trap.mark', true), ''), 'unset')};
 $out = $node->safe_psql('postgres', qq{
@@ -392,7 +337,7 @@ $out = $node->safe_psql('postgres', qq{
 is($out, join("\n", ('"$user", public / unset', 't') x 2, '"$user", public / unset'),
 	'a SET run by the owner\'s code does not outlive the catalog trigger, report() or advise()');
 not_escaped('nor does the app become superuser');
-$out = sql_as('monitor', qq{SELECT count(*) > 0 FROM bingo_tune.report();\n$settings;});
+$out = sql_as($node, 'monitor', qq{SELECT count(*) > 0 FROM bingo_tune.report();\n$settings;});
 is($out, "t\n\"\$user\", public / unset", 'nor in a monitoring role\'s session');
 not_escaped('still no superuser app, no trap fired');
 $node->safe_psql('postgres', q{DELETE FROM bingo_tune.watch WHERE name = 'tagged_derived'});
@@ -400,7 +345,7 @@ $node->safe_psql('postgres', q{DELETE FROM bingo_tune.watch WHERE name = 'tagged
 # a cancel or statement_timeout that lands while a client's statement
 # re-registers the watched statements (after DDL) is the client's: the
 # owner's slow code must not swallow it
-sql_as('app', q{
+sql_as($node, 'app', q{
 CREATE FUNCTION public.slow() RETURNS boolean LANGUAGE sql AS
 	$$ SELECT pg_catalog.pg_sleep(0.5) IS NOT NULL $$;
 CREATE DOMAIN public.slowdom AS text CHECK (public.slow());
@@ -410,7 +355,7 @@ $node->safe_psql('postgres', q{
 	INSERT INTO bingo_tune.watch (name, statement, budget, indexes) VALUES
 		('slow_tagged', 'SELECT customers.id FROM customers WHERE customers.slowtags @> ''{x}''', '1 s', NULL);
 });
-($ret, $out, $err) = sql_as_notices('app', q{
+($ret, $out, $err) = psql_as($node, 'app', q{
 ALTER TABLE customers ADD COLUMN more integer;
 SET statement_timeout = '150ms';
 SELECT count(*) FROM sessions;
@@ -419,7 +364,7 @@ like($err, qr/canceling statement due to statement timeout/,
 	'a statement_timeout during the re-registration cancels the client\'s statement');
 unlike($out // '', qr/^\d+$/m, 'which returns no rows');
 $node->safe_psql('postgres', q{DELETE FROM bingo_tune.watch WHERE name = 'slow_tagged'});
-sql_as('app', q{ALTER TABLE customers DROP COLUMN more, DROP COLUMN slowtags});
+sql_as($node, 'app', q{ALTER TABLE customers DROP COLUMN more, DROP COLUMN slowtags});
 not_escaped('still no superuser app, no trap fired');
 
 # a CTE named like a table is not that table; the statement still resolves
@@ -436,20 +381,20 @@ CREATE TEMP TABLE sessions (id bigint, start_time timestamp, customer_id integer
 CREATE TEMP TABLE customers (id integer, name text, surname text, birthday date, email text);
 CREATE TEMP TABLE movies (id integer, name text, year integer, duration integer);
 };
-$out = sql_as('monitor', $temps . q{
+$out = sql_as($node, 'monitor', $temps . q{
 SELECT queryid || ',' || calls || ',' || failed FROM bingo_tune.report() WHERE name = 'movie_by_id';
 SELECT name || ':' || runs FROM bingo_tune.check('movie_by_id', 1);
 });
 is($out, "$app_qid,20,0\nmovie_by_id:1",
 	'temp tables named like the app\'s change neither queryid nor figures');
-is(report('movie_by_id', 'calls || \',\' || failed'), '20,0',
+is(report($node, 'movie_by_id', 'calls || \',\' || failed'), '20,0',
 	'the figures are still there after that session');
 
 # while the app's table is missing (in the middle of a migration), the
 # name resolves to the monitoring role's temporary table: that counts as
 # missing, so neither the queryid nor the figures change
-sql_as('app', q{ALTER TABLE movies RENAME TO movies_migrating});
-$out = sql_as('monitor', $temps . q{
+sql_as($node, 'app', q{ALTER TABLE movies RENAME TO movies_migrating});
+$out = sql_as($node, 'monitor', $temps . q{
 SELECT coalesce(queryid::text, 'none') || ',' || calls || ',' || failed FROM bingo_tune.report() WHERE name = 'movie_by_id';
 SELECT outcome FROM bingo_tune.check('movie_by_id', 1);
 SELECT coalesce(bingo_tune.queryid('SELECT movies.id FROM movies'), 0);
@@ -458,23 +403,23 @@ like($out, qr/^none,0,0\n/, 'a temp table standing in for a missing table gives 
 like($out, qr/^error: relation "movies" is missing: the name resolves to a temporary relation$/m,
 	'check() reports the table as missing');
 like($out, qr/\n0$/, 'and so does queryid()');
-sql_as('app', q{ALTER TABLE movies_migrating RENAME TO movies});
-is(report('movie_by_id', 'queryid || \',\' || calls || \',\' || failed'), "$app_qid,20,0",
+sql_as($node, 'app', q{ALTER TABLE movies_migrating RENAME TO movies});
+is(report($node, 'movie_by_id', 'queryid || \',\' || calls || \',\' || failed'), "$app_qid,20,0",
 	'the table back, the queryid and the figures are the app\'s: none was pruned');
 
 # the monitoring role running the text against its own temp tables: up to
 # 17 the queryid differs (it hashes table OIDs); from 18 on it hashes names
 # and matches, and the hooks refuse runs that read temporary tables
-sql_as('monitor', $temps . "PREPARE m AS $movie_by_id;\nEXECUTE m(1);\nEXECUTE m(2);\n");
-is(report('movie_by_id', 'calls'), '20', 'runs against temp tables are not counted');
+sql_as($node, 'monitor', $temps . "PREPARE m AS $movie_by_id;\nEXECUTE m(1);\nEXECUTE m(2);\n");
+is(report($node, 'movie_by_id', 'calls'), '20', 'runs against temp tables are not counted');
 
 # --- figures only from real runs -------------------------------------------
 
 # a role without SELECT: permission denied at ExecutorStart, no run
-($ret, $out, $err) = sql_as_notices('stranger',
+($ret, $out, $err) = psql_as($node, 'stranger',
 	"PREPARE denied AS $movie_by_id;\nEXECUTE denied(1);\n");
 like($err, qr/permission denied for table movies/, 'a role without SELECT is refused');
-is(report('movie_by_id', 'calls || \',\' || failed || \',\' || status'), '20,0,ok',
+is(report($node, 'movie_by_id', 'calls || \',\' || failed || \',\' || status'), '20,0,ok',
 	'and the refused run is neither a run nor a failure');
 
 # a watched statement behind a sleep in one simple-query message counts
@@ -483,17 +428,15 @@ $node->safe_psql('postgres', q{SELECT bingo_tune.reset('movie_list')});
 IPC::Run::run([ 'psql', '-X', '-q', '-d', $node->connstr('postgres'), '-U', 'app',
 	'-c', "SELECT pg_sleep(2); $movie_list" ], '>', \$out, '2>', \$err)
   or die "psql: $err";
-is(report('movie_list', 'calls'), '1', 'the watched statement of the message is counted');
-ok(report('movie_list', 'max_ms') < 2000,
+is(report($node, 'movie_list', 'calls'), '1', 'the watched statement of the message is counted');
+ok(report($node, 'movie_list', 'max_ms') < 2000,
 	'and timed from its own start, not from the message\'s arrival');
 
 # --- the watcher and apply() -----------------------------------------------
 
 $node->safe_psql('postgres', q{ALTER SYSTEM SET bingo_tune.mode = 'auto'});
 $node->reload;
-ok($node->poll_query_until('postgres', q{
-	SELECT bool_and(state = 'present') FROM bingo_tune.advise()
-	WHERE 'movie_by_id' = ANY (statements)}),
+ok(wait_present($node, 'movie_by_id'),
 	'the watcher sees the app\'s runs and builds their indexes');
 is($node->safe_psql('postgres', q{
 	SELECT queryid FROM bingo_tune.watched() WHERE statement = 'movie_by_id'}),
@@ -503,7 +446,7 @@ $node->safe_psql('postgres', q{ALTER SYSTEM SET bingo_tune.mode = 'off'});
 $node->reload;
 
 # apply() from a session whose path reaches public first
-($ret, $out, $err) = sql_as_notices(undef, q{
+($ret, $out, $err) = psql_as($node, undef, q{
 	SET search_path = public, pg_catalog;
 	CALL bingo_tune.apply('customer_by_id');});
 is($ret, 0, 'apply() builds');
@@ -513,14 +456,12 @@ is(fired(), '', 'apply() ran nothing as a superuser');
 # --- the tool, connected through the PG* variables ---------------------
 
 {
-	local $ENV{PGHOST} = $node->host;
-	local $ENV{PGPORT} = $node->port;
-	local $ENV{PGDATABASE} = 'postgres';
+	local %ENV = (%ENV, pg_env($node));
 	local $ENV{PGUSER} = $node->safe_psql('postgres', 'SELECT current_user');
 	for my $cmd ([ 'report' ], [ 'check' ], [ 'apply' ], [ 'prepare-db', '--force', '--', 'true' ])
 	{
-		IPC::Run::run([ 'bingo_tune', @$cmd ], '>', \$out, '2>', \$err);
-		my $rc = $? >> 8;
+		my $rc;
+		($rc, $out, $err) = tool(@$cmd);
 		ok($rc == 0 || ($cmd->[0] eq 'check' && $rc == 6), "bingo_tune $cmd->[0] runs (exit $rc)")
 		  or diag($err);
 	}
@@ -533,7 +474,7 @@ is(fired(), '', 'the tool\'s commands ran nothing as a superuser');
 # an RLS policy function of the app's that does (bounded, so that a failing
 # test still ends) must not hold the deploy gate.  The tool cancels check()
 # once every budget has passed, then ends its session.
-sql_as('app', q{
+sql_as($node, 'app', q{
 CREATE TABLE stubborn_t (id integer);
 INSERT INTO stubborn_t VALUES (1);
 CREATE FUNCTION public.stubborn() RETURNS boolean LANGUAGE plpgsql AS $$
@@ -557,9 +498,7 @@ $node->safe_psql('postgres', q{
 		('stubborn', 'SELECT stubborn_t.id FROM stubborn_t', '100 ms');
 });
 {
-	local $ENV{PGHOST} = $node->host;
-	local $ENV{PGPORT} = $node->port;
-	local $ENV{PGDATABASE} = 'postgres';
+	local %ENV = (%ENV, pg_env($node));
 	my $h = IPC::Run::start([ 'bingo_tune', 'check', '--json', '-n', 'stubborn', '-r', '1' ],
 		'>', \$out, '2>', \$err, IPC::Run::timeout(100));
 	my $finished = eval { $h->finish; 1 };
@@ -576,35 +515,30 @@ $node->safe_psql('postgres', q{DELETE FROM bingo_tune.watch WHERE name = 'stubbo
 
 # --- a view over a function in place of a table --------------------------
 
-sql_as('app', q{
+sql_as($node, 'app', q{
 ALTER TABLE movies RENAME TO movies_data;
 CREATE VIEW movies AS SELECT m.* FROM movies_data m WHERE public.trap('view');
 });
-($ret, $out, $err) = sql_as_notices(undef,
+($ret, $out, $err) = psql_as($node, undef,
 	q{SELECT outcome FROM bingo_tune.check('movie_by_id', 1)});
 isnt($ret, 0, 'check() refuses a statement over a view');
 like($err, qr/"public.movies" is not a table/, 'and names the view');
 unlike($err, qr/trap view/, 'without running it');
-sql_as('app', "PREPARE v AS $movie_by_id;\nEXECUTE v(1);\nEXECUTE v(2);\n");
-$out = report('movie_by_id', 'calls');
+sql_as($node, 'app', "PREPARE v AS $movie_by_id;\nEXECUTE v(1);\nEXECUTE v(2);\n");
+$out = report($node, 'movie_by_id', 'calls');
 is($out, '2', 'the app\'s runs over its view are matched');
-($ret, $out, $err) = sql_as_notices(undef, q{CALL bingo_tune.apply('movie_by_id')});
+($ret, $out, $err) = psql_as($node, undef, q{CALL bingo_tune.apply('movie_by_id')});
 unlike($err, qr/trap view/, 'apply() does not run the view');
 {
-	local $ENV{PGHOST} = $node->host;
-	local $ENV{PGPORT} = $node->port;
-	local $ENV{PGDATABASE} = 'postgres';
-	IPC::Run::run([ 'bingo_tune', 'prepare-db', '--force', '--', 'true' ], '>', \$out, '2>', \$err);
-	isnt($? >> 8, 0, 'prepare-db refuses the view');
+	local %ENV = (%ENV, pg_env($node));
+	($ret, $out, $err) = tool('prepare-db', '--force', '--', 'true');
+	isnt($ret, 0, 'prepare-db refuses the view');
 	like($err, qr/public\.movies is not a table/, 'and names it');
 	unlike($err, qr/trap view/, 'without reading it');
 }
 $node->safe_psql('postgres', q{ALTER SYSTEM SET bingo_tune.mode = 'auto'});
 $node->reload;
-my $passes = $node->safe_psql('postgres', 'SELECT passes FROM bingo_tune.watcher()');
-ok($node->poll_query_until('postgres',
-	"SELECT passes >= $passes + 2 FROM bingo_tune.watcher()"),
-	'the watcher makes passes over the view');
+ok(wait_passes($node, 'postgres', 2), 'the watcher makes passes over the view');
 is(fired(), '', 'neither check(), report(), apply() nor the watcher ran the view as a superuser');
 
 $node->stop;
