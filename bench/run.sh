@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 #
-# bench/run.sh: the benchmark behind the README's figures, in one command.
+# bench/run.sh: the benchmark behind the figures in bench/README.md, in one command.
 #
 # usage: bench/run.sh [--scale N] [--rounds N] [--rate-seconds S]
 #                     [--overhead-rounds N] [--out DIR] [--no-results]
