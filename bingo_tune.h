@@ -189,7 +189,7 @@ extern Oid	bt_catalog_owner(void);
  * pg_catalog, pg_temp, in the current memory context.  Rows whose indexes
  * are NULL get the set derived from the live tables now.  Uses SPI.
  */
-extern List *bt_catalog_read(const char *only);
+extern List *bt_catalog_read(const char *only, bool derive);
 
 /*
  * Discovery's view of the catalog: every row's name, statement and schema

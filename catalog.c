@@ -285,9 +285,11 @@ bt_catalog_reader_end(BtCatalogReader *r)
 /*
  * Read the watch catalog (one row, or all in priority order) as the
  * catalog's owner.  The result is allocated in the caller's context.
+ * Rows whose indexes are NULL get their derived set when derive is true,
+ * and no indexes otherwise (a reader that needs only the statements).
  */
 List *
-bt_catalog_read(const char *only)
+bt_catalog_read(const char *only, bool derive)
 {
 	MemoryContext outer = CurrentMemoryContext;
 	BtCatalogReader reader;
@@ -346,8 +348,9 @@ bt_catalog_read(const char *only)
 
 	bt_catalog_reader_end(&reader);
 
-	foreach(lc, derived)
-		bt_catalog_derive(lfirst(lc));
+	if (derive)
+		foreach(lc, derived)
+			bt_catalog_derive(lfirst(lc));
 
 	if (only != NULL && rows == NIL)
 		ereport(ERROR,
@@ -442,7 +445,7 @@ bt_catalog_wanted_indexes(const char *only_statement)
 		pg_attribute_aclcheck_all(relid, GetUserId(), ACL_SELECT, ACLMASK_ALL) != ACLCHECK_OK)
 		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, "watch");
 
-	return bt_catalog_wanted_of(bt_catalog_read(only_statement));
+	return bt_catalog_wanted_of(bt_catalog_read(only_statement, true));
 }
 
 /*

@@ -1674,7 +1674,7 @@ btd_catalog_wanted(BtdState *st)
 	if (!OidIsValid(watch) ||
 		pg_class_aclcheck(watch, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		return NIL;
-	rows = bt_catalog_read(NULL);
+	rows = bt_catalog_read(NULL, true);
 	foreach(lc, rows)
 	{
 		BtWatched  *w = (BtWatched *) lfirst(lc);

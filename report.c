@@ -190,7 +190,12 @@ bt_queryid_shared(List *rows, BtWatched *w)
 static List *
 bt_watch_sync(const char *only, bool prune)
 {
-	List	   *rows = bt_catalog_read(NULL);
+	/*
+	 * A client's re-registration needs the queryids, not derived sets:
+	 * planning candidate sets does not belong in the app's statement (the
+	 * registration keeps the index list an earlier pass gave the entry).
+	 */
+	List	   *rows = bt_catalog_read(NULL, prune);
 	List	   *result = NIL;
 	uint64	   *keep = palloc(sizeof(uint64) * Max(list_length(rows), 1));
 	int			nkeep = 0;
